@@ -1,3 +1,30 @@
-"""loopline: PyTorch data that does not flow in a straight line."""
+"""loopline: PyTorch data that does not flow in a straight line.
 
-__all__: list[str] = []
+Streams that never stop (`forever`, `even`, `EpochSampler`) and generator-backed
+datasets sharded across workers and ranks (`from_generator`, `current_shard`).
+"""
+
+from loopline._endless import EmptyEpoch
+from loopline.distributed import Even, even
+from loopline.forever import Forever, NotResumable, forever
+from loopline.generator import GeneratorDataset, GeneratorFailed, from_generator
+from loopline.sampler import EpochSampler
+from loopline.shard import Shard, current_shard
+
+__all__ = [
+    # generator-backed datasets
+    "GeneratorDataset",
+    "GeneratorFailed",
+    "Shard",
+    "current_shard",
+    "from_generator",
+    # endless streams
+    "EmptyEpoch",
+    "EpochSampler",
+    "Forever",
+    "NotResumable",
+    "forever",
+    # distributed
+    "Even",
+    "even",
+]

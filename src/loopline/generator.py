@@ -1,0 +1,185 @@
+"""Generator-backed datasets: a generator *function* becomes a re-iterable dataset.
+
+Think of `from_generator(fn, *args)` as a recipe, not a stream: every `iter()` calls
+`fn(*args)` afresh, so the dataset can be iterated for many epochs, pickled to spawned
+workers, and split between shards. Unless `sharded=True`, every shard runs the full
+generator and keeps the items at positions `i` with `i % count == index`, so the union
+over all (rank, worker) shards is exactly `fn`'s sequence, each item once.
+
+The epoch lives in a shared-memory tensor, so `set_epoch` in the main process reaches
+the copies held by DataLoader workers, persistent ones included.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import pickle
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch.utils.data import IterableDataset
+
+from loopline.shard import Shard, activated, detect_shard
+
+
+class GeneratorFailed(RuntimeError):
+    """An exception raised inside a `from_generator` function, with where it happened."""
+
+
+class GeneratorDataset(IterableDataset):
+    """An `IterableDataset` that calls a generator function afresh for every `iter()`.
+
+    Build it with `loopline.from_generator`. Attributes: `sharded` (the function produces
+    only its own shard), `seed` (the base seed reported by `current_shard()`, the same on
+    every shard; set it before iterating), `epoch` (see `set_epoch`).
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., Iterable[Any]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        sharded: bool,
+    ) -> None:
+        self._fn = fn
+        self._args = args
+        self._kwargs = kwargs
+        self.sharded = sharded
+        self.seed = 0
+        # Shared memory so the main process's set_epoch reaches worker copies.
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch every shard sees from now on, in workers too."""
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise ValueError(f"set_epoch: epoch must be an int >= 0, got {epoch!r}")
+        self._epoch.fill_(epoch)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.iter_epoch(self.epoch)
+
+    def iter_epoch(self, epoch: int, shard: Shard | None = None) -> Iterator[Any]:
+        """This shard's items for `epoch` (the detected shard unless one is given)."""
+        shard = replace(shard or detect_shard(), epoch=epoch, seed=self.seed)
+        return self._items(shard)
+
+    def _items(self, shard: Shard) -> Iterator[Any]:
+        name = describe(self._fn)
+        where = "its own sequence" if self.sharded else "the full sequence"
+        position = 0
+        try:
+            with activated(shard):
+                source = self._fn(*self._args, **self._kwargs)
+            if not isinstance(source, Iterable):
+                raise TypeError(f"{name}(...) returned {type(source).__name__}, not an iterable")
+            source = iter(source)
+            while True:
+                # The generator's body runs inside next(), so activate the shard there.
+                with activated(shard):
+                    try:
+                        item = next(source)
+                    except StopIteration:
+                        return
+                if self.sharded or shard.owns(position):
+                    yield item
+                position += 1
+        except GeneratorFailed:
+            raise
+        except Exception as error:
+            raise GeneratorFailed(
+                f"from_generator: {name} raised {type(error).__name__}: {error} at sample "
+                f"{position} of {where}, in shard {shard.index} of {shard.count} (rank "
+                f"{shard.rank}, worker {shard.worker}, epoch {shard.epoch})"
+            ) from error
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickling happens when workers are spawned; fail here with a useful message
+        # rather than deep inside multiprocessing.
+        check_picklable(self._fn, self._args, self._kwargs)
+        return self.__dict__.copy()
+
+    def __repr__(self) -> str:
+        return f"from_generator({describe(self._fn)}, sharded={self.sharded})"
+
+
+def from_generator(
+    fn: Callable[..., Iterable[Any]], *args: Any, sharded: bool = False, **kwargs: Any
+) -> GeneratorDataset:
+    """Turn a generator function into a re-iterable, shard-aware `IterableDataset`.
+
+    Each `iter()` calls `fn(*args, **kwargs)` afresh. In DataLoader workers and under
+    `torch.distributed`, each (rank, worker) shard yields a disjoint part of the sequence
+    and the union is exactly `fn`'s sequence, each item once.
+
+    Args:
+        fn: a callable returning an iterable, typically a generator function. Pass the
+            function, not a generator object. Under the spawn start method it must be
+            picklable: a module-level function or a `functools.partial` of one.
+        *args, **kwargs: passed to `fn` on every iteration.
+        sharded: `fn` already yields only the part of `loopline.current_shard()`.
+
+    Returns:
+        A `GeneratorDataset` with `set_epoch(epoch)` and a `seed` attribute.
+
+    Raises:
+        TypeError: `fn` is not callable, or is a generator object.
+
+    Example:
+        >>> import loopline
+        >>> def count(n):
+        ...     yield from range(n)
+        >>> ds = loopline.from_generator(count, 4)
+        >>> list(ds), list(ds)
+        ([0, 1, 2, 3], [0, 1, 2, 3])
+    """
+    if inspect.isgenerator(fn) or isinstance(fn, Iterator):
+        raise TypeError(
+            f"from_generator: fn must be a generator function, got a {type(fn).__name__} "
+            "object, which can be consumed only once; pass the function and its "
+            "arguments instead: from_generator(make_samples, n), not "
+            "from_generator(make_samples(n))"
+        )
+    if not callable(fn):
+        raise TypeError(
+            f"from_generator: fn must be a callable that returns an iterable (a generator "
+            f"function), got {type(fn).__name__}; to wrap a list or tensor use a "
+            "map-style Dataset instead"
+        )
+    if not isinstance(sharded, bool):
+        raise TypeError(f"from_generator: sharded must be True or False, got {sharded!r}")
+    return GeneratorDataset(fn, args, kwargs, sharded=sharded)
+
+
+def describe(fn: Callable[..., Any]) -> str:
+    """A readable name for a user function, looking through functools.partial."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+def check_picklable(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Raise a TypeError that says what to pass instead when fn or its arguments won't pickle."""
+    for what, value in (("fn", fn), ("args", args), ("kwargs", kwargs)):
+        try:
+            pickle.dumps(value)
+        except Exception as error:
+            kind = "a lambda" if describe(fn) == "<lambda>" else "a local function or closure"
+            hint = (
+                f"{describe(fn)} is {kind}; define it with def at module level (a "
+                "functools.partial of such a function is fine)"
+                if what == "fn"
+                else f"pass {what} that pickle can copy"
+            )
+            raise TypeError(
+                f"from_generator: {what} of {describe(fn)} cannot be pickled for DataLoader "
+                f"workers started with 'spawn' or 'forkserver' ({error}); {hint}, or use "
+                "multiprocessing_context='fork'"
+            ) from error

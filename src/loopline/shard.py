@@ -1,0 +1,116 @@
+"""Where am I? The shard a piece of data-loading code runs in.
+
+A shard is one (rank, worker) pair: `torch.distributed` ranks times DataLoader workers.
+Shards are numbered rank-major, `index = rank * num_workers + worker`, so that the
+shards of one rank are neighbours. A generator that can produce only its own part
+cheaply asks `current_shard()` and keeps the items whose position `i` has
+`i % count == index`, or any other disjoint split it prefers.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+import torch.distributed as dist
+from torch.utils.data import get_worker_info
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One (rank, worker) pair of a data-loading run.
+
+    Attributes:
+        index: this shard's number, `rank * num_workers + worker`, in `[0, count)`.
+        count: the number of shards, `world_size * num_workers`.
+        rank: the `torch.distributed` rank (0 without distributed).
+        world_size: the number of ranks (1 without distributed).
+        worker: the DataLoader worker id (0 in the main process).
+        num_workers: DataLoader workers per rank (1 in the main process).
+        epoch: the epoch the dataset was set to with `set_epoch`.
+        seed: the dataset's base seed, the same on every shard.
+    """
+
+    index: int = 0
+    count: int = 1
+    rank: int = 0
+    world_size: int = 1
+    worker: int = 0
+    num_workers: int = 1
+    epoch: int = 0
+    seed: int = 0
+
+    def owns(self, position: int) -> bool:
+        """Whether the item at `position` of the full sequence belongs to this shard."""
+        return position % self.count == self.index
+
+
+# Set by a dataset while its generator runs, so `current_shard()` can report the
+# dataset's epoch and seed; unset elsewhere.
+_active: contextvars.ContextVar[Shard | None] = contextvars.ContextVar(
+    "loopline_active_shard", default=None
+)
+
+
+def current_shard() -> Shard:
+    """The shard the calling code runs in.
+
+    Inside a `from_generator(..., sharded=True)` generator this includes the dataset's
+    epoch and seed; elsewhere epoch and seed are 0. Outside any DataLoader worker and
+    without `torch.distributed` it is shard 0 of 1.
+
+    Returns:
+        A frozen `Shard`.
+
+    Example:
+        >>> import loopline
+        >>> loopline.current_shard()
+        Shard(index=0, count=1, rank=0, world_size=1, worker=0, num_workers=1, epoch=0, seed=0)
+    """
+    active = _active.get()
+    return active if active is not None else detect_shard()
+
+
+def detect_shard(*, epoch: int = 0, seed: int = 0) -> Shard:
+    """The shard of the calling process, from torch.distributed and the worker info."""
+    rank, world_size = distributed_rank_and_size()
+    info = get_worker_info()
+    worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+    return Shard(
+        index=rank * num_workers + worker,
+        count=world_size * num_workers,
+        rank=rank,
+        world_size=world_size,
+        worker=worker,
+        num_workers=num_workers,
+        epoch=epoch,
+        seed=seed,
+    )
+
+
+def distributed_rank_and_size() -> tuple[int, int]:
+    """`(rank, world_size)` of the default process group, `(0, 1)` without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+@contextmanager
+def activated(shard: Shard) -> Iterator[None]:
+    """Make `current_shard()` return `shard` inside the block."""
+    token = _active.set(shard)
+    try:
+        yield
+    finally:
+        _active.reset(token)
+
+
+def simulated(index: int, count: int, *, epoch: int = 0, seed: int = 0) -> Shard:
+    """A shard as if this were worker `index` of `count` workers on one rank (for tests)."""
+    if not 0 <= index < count:
+        raise ValueError(f"shard index must be in [0, {count}), got {index}")
+    return replace(Shard(), index=index, count=count, worker=index, num_workers=count,
+                   epoch=epoch, seed=seed)
+
