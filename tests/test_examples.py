@@ -1,0 +1,35 @@
+"""Run each example as a user would, in a fresh interpreter, and check its key line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+KEY_LINES = {
+    "streams_forever.py": ["resume exact: True"],
+    "generator_dataloader.py": ["each sample once: True", "new order each epoch: True"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(KEY_LINES))
+def test_example_runs(name: str) -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=EXAMPLES.parent,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    for line in KEY_LINES[name]:
+        assert line in [s.strip() for s in result.stdout.splitlines()], output
+
+
+def test_every_example_is_tested() -> None:
+    assert {path.name for path in EXAMPLES.glob("*.py")} == set(KEY_LINES)
