@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from itertools import count, islice
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from torch.utils.data.sampler import BatchSampler, SequentialSampler
@@ -47,6 +47,12 @@ def announce_epoch(source: Any, epoch: int) -> None:
         if part is not None and id(part) not in seen and callable(getattr(part, "set_epoch", None)):
             seen.add(id(part))
             part.set_epoch(epoch)
+
+
+def index_sampler(loader: DataLoader) -> Any:
+    """The sampler a DataLoader draws its batches' indices from."""
+    # Not `batch_sampler or sampler`: an empty batch sampler is falsy.
+    return loader.batch_sampler if loader.batch_sampler is not None else loader.sampler
 
 
 def is_replayable(sampler: Any) -> bool:
@@ -87,19 +93,23 @@ def rebuild(loader: DataLoader, **changes: Any) -> DataLoader:
 
 
 class EndlessSampler:
-    """Chains the epochs of a (batch) sampler, recording each epoch's length."""
+    """Chains the epochs of a (batch) sampler, noting the epoch of every batch it hands out."""
 
     def __init__(self, loader: DataLoader, start_epoch: int, skip: int, stop_epoch: int | None):
         self.loader = loader
         self.start_epoch = start_epoch
         self.skip = skip
         self.stop_epoch = stop_epoch
-        self.sizes: dict[int, int] = {}
+        # The DataLoader returns batches in the order it drew their indices (in_order), so
+        # the consumer pops one epoch number per batch it receives.
+        self.epochs_handed_out: deque[int] = deque()
 
     def __iter__(self) -> Iterator[Any]:
-        inner = self.loader.batch_sampler or self.loader.sampler
-        epochs = count(self.start_epoch) if self.stop_epoch is None else range(
-            self.start_epoch, self.stop_epoch
+        inner = index_sampler(self.loader)
+        epochs = (
+            count(self.start_epoch)
+            if self.stop_epoch is None
+            else range(self.start_epoch, self.stop_epoch)
         )
         for epoch in epochs:
             announce_epoch(self.loader, epoch)
@@ -107,6 +117,7 @@ class EndlessSampler:
             size = skip
             for indices in islice(inner, skip, None):
                 size += 1
+                self.epochs_handed_out.append(epoch)
                 yield indices
             if size == 0:
                 raise EmptyEpoch(
@@ -114,7 +125,6 @@ class EndlessSampler:
                     f"sampler {type(inner).__name__} is empty{_drop_last_hint(self.loader)}); "
                     "iterating it forever would spin without end"
                 )
-            self.sizes[epoch] = size
 
 
 def _drop_last_hint(loader: DataLoader) -> str:
@@ -131,17 +141,26 @@ class MapOrder:
         if loader.batch_sampler is not None:
             endless = rebuild(loader, batch_sampler=self.sampler, collate_fn=loader.collate_fn)
         else:
-            endless = rebuild(loader, batch_size=None, sampler=self.sampler,
-                              collate_fn=loader.collate_fn)
+            endless = rebuild(
+                loader, batch_size=None, sampler=self.sampler, collate_fn=loader.collate_fn
+            )
         self.epoch = start_epoch
         self.position = position
         self._batches = iter(endless)
+        self._held: tuple[int, Any] | None = None  # a next-epoch batch, kept for later
 
     def next_batch(self) -> Any:
-        if self.sampler.sizes.get(self.epoch) == self.position:
-            self.epoch, self.position = self.epoch + 1, 0
+        if self._held is None:
+            batch = next(self._batches, EPOCH_END)
+            if batch is EPOCH_END:  # epochs ran out (stop_epoch)
+                self.epoch, self.position = self.epoch + 1, 0
+                return EPOCH_END
+            self._held = (self.sampler.epochs_handed_out.popleft(), batch)
+        epoch, batch = self._held
+        if epoch != self.epoch:
+            self.epoch, self.position = epoch, 0
             return EPOCH_END
-        batch = next(self._batches)
+        self._held = None
         self.position += 1
         return batch
 
@@ -157,7 +176,7 @@ class Tagged(NamedTuple):
 
     epoch: int
     worker: int
-    index: int
+    number: int  # the batch's number within its worker's epoch
     batch: Any
     end: bool
 
@@ -213,8 +232,10 @@ class EndlessBatches(IterableDataset):
     def __iter__(self) -> Iterator[Tagged]:
         info = get_worker_info()
         worker = info.id if info is not None else 0
-        epochs = count(self.start_epoch) if self.stop_epoch is None else range(
-            self.start_epoch, self.stop_epoch
+        epochs = (
+            count(self.start_epoch)
+            if self.stop_epoch is None
+            else range(self.start_epoch, self.stop_epoch)
         )
         for epoch in epochs:
             skip = self.skips[worker] if epoch == self.start_epoch else 0
@@ -233,8 +254,9 @@ class IterableOrder:
 
     kind = "iterable"
 
-    def __init__(self, loader: DataLoader, start_epoch: int, position: list[int] | None,
-                 stop: int | None):
+    def __init__(
+        self, loader: DataLoader, start_epoch: int, position: list[int] | None, stop: int | None
+    ):
         self.workers = max(1, loader.num_workers)
         self.next_index = list(position) if position is not None else [0] * self.workers
         self.ended = [False] * self.workers
@@ -242,7 +264,7 @@ class IterableOrder:
         self._loader = loader
         self._waiting: list[deque[Tagged]] = [deque() for _ in range(self.workers)]
         endless = EndlessBatches(
-            loader.dataset,
+            cast(IterableDataset, loader.dataset),
             loader.batch_size,
             loader.drop_last,
             loader.collate_fn,
@@ -278,11 +300,11 @@ class IterableOrder:
             item = next(self._tagged)
             self._waiting[item.worker].append(item)
         item = waiting.popleft()
-        if (item.epoch, item.index) != (self.epoch, self.next_index[worker]):
+        if (item.epoch, item.number) != (self.epoch, self.next_index[worker]):
             raise RuntimeError(
                 f"forever: internal order error, expected epoch {self.epoch} batch "
                 f"{self.next_index[worker]} of worker {worker}, got epoch {item.epoch} "
-                f"batch {item.index}"
+                f"batch {item.number}"
             )
         return item
 

@@ -23,6 +23,7 @@ from loopline._endless import (
     GenericOrder,
     IterableOrder,
     MapOrder,
+    index_sampler,
     is_replayable,
 )
 from loopline.distributed import Even, all_ranks_agree
@@ -49,8 +50,9 @@ class Forever(Iterator[Any]):
     """
 
     def __init__(self, loader: Iterable[Any], *, epochs: int | None = None) -> None:
-        if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int)
-                                   or epochs < 0):
+        if epochs is not None and (
+            isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0
+        ):
             raise ValueError(f"forever: epochs must be None or an int >= 0, got {epochs!r}")
         self.loader = loader
         self.epochs = epochs
@@ -156,7 +158,7 @@ class Forever(Iterator[Any]):
         source = self._source
         if self._kind == "map":
             assert isinstance(source, DataLoader)
-            sampler = source.batch_sampler or source.sampler
+            sampler = index_sampler(source)
             if not is_replayable(sampler):
                 raise NotResumable(
                     f"forever: the DataLoader's sampler {type(sampler).__name__} does not "

@@ -171,15 +171,24 @@ def check_picklable(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[
         try:
             pickle.dumps(value)
         except Exception as error:
-            kind = "a lambda" if describe(fn) == "<lambda>" else "a local function or closure"
-            hint = (
-                f"{describe(fn)} is {kind}; define it with def at module level (a "
-                "functools.partial of such a function is fine)"
-                if what == "fn"
-                else f"pass {what} that pickle can copy"
-            )
             raise TypeError(
                 f"from_generator: {what} of {describe(fn)} cannot be pickled for DataLoader "
-                f"workers started with 'spawn' or 'forkserver' ({error}); {hint}, or use "
-                "multiprocessing_context='fork'"
+                f"workers started with 'spawn' or 'forkserver' ({error}); "
+                f"{_picklable_hint(fn) if what == 'fn' else f'pass {what} that pickle can copy'}"
+                ", or use multiprocessing_context='fork'"
             ) from error
+
+
+def _picklable_hint(fn: Callable[..., Any]) -> str:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    if getattr(fn, "__name__", "") == "<lambda>":
+        kind = "it is a lambda"
+    elif "<locals>" in getattr(fn, "__qualname__", ""):
+        kind = "it is a local function or closure"
+    else:
+        kind = "it holds state pickle cannot copy"
+    return (
+        f"{kind}; define it with def at module level (a functools.partial of such a "
+        "function is fine)"
+    )

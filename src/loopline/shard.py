@@ -111,6 +111,6 @@ def simulated(index: int, count: int, *, epoch: int = 0, seed: int = 0) -> Shard
     """A shard as if this were worker `index` of `count` workers on one rank (for tests)."""
     if not 0 <= index < count:
         raise ValueError(f"shard index must be in [0, {count}), got {index}")
-    return replace(Shard(), index=index, count=count, worker=index, num_workers=count,
-                   epoch=epoch, seed=seed)
-
+    return replace(
+        Shard(), index=index, count=count, worker=index, num_workers=count, epoch=epoch, seed=seed
+    )
