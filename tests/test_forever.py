@@ -279,3 +279,28 @@ def test_state_from_another_worker_count_is_rejected():
 def test_incomplete_state_is_rejected_naming_the_missing_keys():
     with pytest.raises(KeyError, match=r"\['position', 'step'\]"):
         loopline.forever(map_loader()).load_state_dict({"kind": "map", "epoch": 0})
+
+
+@pytest.mark.parametrize("kind", ["map", "generator"])
+def test_close_stops_the_workers_and_ends_the_stream(kind):
+    with loopline.forever(MAKERS[kind](num_workers=2)) as stream:
+        next(stream)
+        workers = stream._order._batches if kind == "map" else stream._order._tagged
+        processes = list(workers._workers)
+    assert not any(process.is_alive() for process in processes)
+    assert list(stream) == []
+
+
+def test_spawned_workers_run_forever_exactly_like_plain_epochs():
+    options = dict(num_workers=2, multiprocessing_context="spawn")
+    got = [to_plain(b) for b in loopline.forever(generator_loader(**options), epochs=2)]
+    assert got == plain_epochs(generator_loader(**options), 2)
+
+
+def test_seed_reaches_the_generator_in_workers():
+    first = generator_loader(num_workers=2)
+    second = generator_loader(num_workers=2)
+    second.dataset.seed = 99
+    assert [to_plain(b) for b in loopline.forever(first, epochs=1)] != [
+        to_plain(b) for b in loopline.forever(second, epochs=1)
+    ]

@@ -55,6 +55,13 @@ def index_sampler(loader: DataLoader) -> Any:
     return loader.batch_sampler if loader.batch_sampler is not None else loader.sampler
 
 
+def shut_down(batches: Any) -> None:
+    """Stop a DataLoader iterator's worker processes now rather than at garbage collection."""
+    shutdown = getattr(batches, "_shutdown_workers", None)
+    if callable(shutdown):
+        shutdown()
+
+
 def is_replayable(sampler: Any) -> bool:
     """Whether a sampler's order is a pure function of its epoch."""
     if isinstance(sampler, BatchSampler):
@@ -166,6 +173,9 @@ class MapOrder:
 
     def position_state(self) -> Any:
         return self.position
+
+    def close(self) -> None:
+        shut_down(self._batches)
 
 
 # ----------------------------------------------------------------- iterable datasets
@@ -311,6 +321,9 @@ class IterableOrder:
     def position_state(self) -> Any:
         return list(self.next_index)
 
+    def close(self) -> None:
+        shut_down(self._tagged)
+
 
 # ---------------------------------------------------------- any other iterable
 
@@ -344,3 +357,6 @@ class GenericOrder:
 
     def position_state(self) -> Any:
         return self.position
+
+    def close(self) -> None:
+        shut_down(self._batches)

@@ -65,11 +65,26 @@ class Forever(Iterator[Any]):
         self._inner: Any = None
         self._order: MapOrder | IterableOrder | GenericOrder | None = None
         self._delivered = 0  # batches returned in the current epoch
+        self._closed = False
 
     def __iter__(self) -> Forever:
         return self
 
+    def __enter__(self) -> Forever:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the loader's worker processes now; the stream yields nothing more."""
+        if self._order is not None:
+            self._order.close()
+        self._closed = True
+
     def __next__(self) -> Any:
+        if self._closed:
+            raise StopIteration
         order = self._order or self._open()
         while self.epochs is None or order.epoch < self.epochs:
             batch = order.next_batch()

@@ -34,7 +34,7 @@ class GeneratorDataset(IterableDataset):
 
     Build it with `loopline.from_generator`. Attributes: `sharded` (the function produces
     only its own shard), `seed` (the base seed reported by `current_shard()`, the same on
-    every shard; set it before iterating), `epoch` (see `set_epoch`).
+    every shard, workers included), `epoch` (see `set_epoch`).
     """
 
     def __init__(
@@ -49,13 +49,23 @@ class GeneratorDataset(IterableDataset):
         self._args = args
         self._kwargs = kwargs
         self.sharded = sharded
-        self.seed = 0
         # Shared memory so the main process's set_epoch reaches worker copies.
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        self._seed = torch.zeros((), dtype=torch.int64).share_memory_()
 
     @property
     def epoch(self) -> int:
         return int(self._epoch)
+
+    @property
+    def seed(self) -> int:
+        return int(self._seed)
+
+    @seed.setter
+    def seed(self, seed: int) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f"seed must be an int, got {seed!r}")
+        self._seed.fill_(seed)
 
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch every shard sees from now on, in workers too."""
