@@ -1,0 +1,334 @@
+"""Rank processes for tests/test_distributed.py.
+
+`serve` is the body of one rank: a process started with the "spawn" method that waits
+for commands and runs each in a fresh gloo process group, so that a scenario which
+leaves the ranks out of step (the kind of bug these tests look for) ends in an error on
+the peer as soon as the other rank destroys its group. Each command writes its outcome,
+`{"result": ...}` or `{"error": traceback}`, to a JSON file that the test reads.
+
+Everything here is module-level so that spawned ranks and spawned DataLoader workers
+can import it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import traceback
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from itertools import islice
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+
+import loopline
+
+# ---------------------------------------------------------------- generator functions
+
+
+def count_up(n: int) -> Iterator[int]:
+    """0, 1, ..., n-1: the full sequence, split between shards by from_generator."""
+    yield from range(n)
+
+
+def own_part(n: int) -> Iterator[int]:
+    """The positions of range(n) owned by the current shard, computed directly."""
+    shard = loopline.current_shard()
+    yield from range(shard.index, n, shard.count)
+
+
+def shuffled(n: int) -> Iterator[int]:
+    """A permutation of range(n) fixed by the dataset's (seed, epoch)."""
+    shard = loopline.current_shard()
+    yield from np.random.default_rng([shard.seed, shard.epoch]).permutation(n).tolist()
+
+
+def uneven_part(batches_per_rank: list[int], batch_size: int) -> Iterator[int]:
+    """Only this rank's items, `batches_per_rank[rank]` batches of them, ids rank * 1000 + i.
+
+    With W DataLoader workers, worker w keeps the items of batches w, w + W, ... so that
+    the round robin over workers gives exactly the rank's batches in order.
+    """
+    shard = loopline.current_shard()
+    for i in range(batches_per_rank[shard.rank] * batch_size):
+        if (i // batch_size) % shard.num_workers == shard.worker:
+            yield shard.rank * 1000 + i
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def plain(batch: Any) -> Any:
+    """A batch as plain Python values."""
+    if isinstance(batch, torch.Tensor):
+        return batch.tolist()
+    if isinstance(batch, (list, tuple)):
+        return [plain(item) for item in batch]
+    return batch
+
+
+def ddp_sync() -> float:
+    """One all-reduce over all ranks, standing in for DDP's gradient sync."""
+    grad = torch.ones(1)
+    dist.all_reduce(grad)
+    return float(grad.item())
+
+
+def uneven_loader(
+    rank: int, style: str, num_workers: int, batches_per_rank: list[int], batch_size: int
+) -> DataLoader:
+    """A loader that holds `batches_per_rank[rank]` batches on this rank."""
+    if style == "map":
+        size = batches_per_rank[rank] * batch_size
+        dataset: Any = list(range(rank * 1000, rank * 1000 + size))
+    elif style == "generator":
+        dataset = loopline.from_generator(uneven_part, batches_per_rank, batch_size, sharded=True)
+    else:
+        raise ValueError(f"unknown loader style {style!r}")
+    return DataLoader(
+        dataset, batch_size=batch_size, num_workers=num_workers, **forked(num_workers)
+    )
+
+
+def forked(num_workers: int) -> dict[str, Any]:
+    """DataLoader arguments for workers started with fork.
+
+    A rank started with "spawn" starts its DataLoader workers with "spawn" too by default,
+    and there torch.distributed is not initialised, so every worker believes it is on
+    rank 0 of 1 (the bug test_two_ranks_with_two_workers_each_yield_every_sample_once
+    exposes with spawned workers). Tests of other features fork their workers, as a
+    rank started by torchrun on Linux would, so that they do not depend on that bug.
+    """
+    return {"multiprocessing_context": "fork"} if num_workers else {}
+
+
+# ---------------------------------------------------------------- scenarios
+
+
+def scenario_shards(
+    rank: int,
+    world_size: int,
+    *,
+    n: int,
+    batch_size: int,
+    num_workers: int,
+    context: str | None,
+    sharded: bool,
+) -> dict[str, Any]:
+    """One epoch of from_generator over range(n) on this rank."""
+    dataset = loopline.from_generator(own_part if sharded else count_up, n, sharded=sharded)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        multiprocessing_context=context if num_workers else None,
+    )
+    shard = loopline.current_shard()
+    return {
+        "batches": [plain(batch) for batch in loader],
+        "shard": [shard.index, shard.count, shard.rank, shard.world_size],
+    }
+
+
+def scenario_sampler(rank: int, world_size: int, *, n: int, seed: int, epochs: int) -> dict:
+    """The indices EpochSampler gives this rank in each epoch, twice over."""
+    sampler = loopline.EpochSampler(n, seed=seed)
+    orders = []
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch)
+        orders.append(list(sampler))
+    again = []
+    for epoch in reversed(range(epochs)):
+        fresh = loopline.EpochSampler(n, seed=seed)
+        fresh.set_epoch(epoch)
+        again.insert(0, list(fresh))
+    return {"orders": orders, "again": again, "len": len(sampler)}
+
+
+def scenario_even(
+    rank: int,
+    world_size: int,
+    *,
+    style: str,
+    num_workers: int,
+    batches_per_rank: list[int],
+    batch_size: int,
+    epochs: int,
+) -> dict[str, Any]:
+    """Plain, even() and forever(even()) iteration of an uneven loader, with a DDP-like
+    all-reduce after every step."""
+    loader = uneven_loader(rank, style, num_workers, batches_per_rank, batch_size)
+    alone = [plain(batch) for batch in loader]  # no collective: just this rank's batches
+
+    one_epoch, one_epoch_syncs = [], []
+    for batch in loopline.even(loader):
+        one_epoch.append(plain(batch))
+        one_epoch_syncs.append(ddp_sync())
+
+    stream = loopline.forever(loopline.even(loader), epochs=epochs)
+    endless, endless_syncs = [], []
+    for batch in stream:
+        endless.append([stream.epoch, plain(batch)])
+        endless_syncs.append(ddp_sync())
+    return {
+        "alone": alone,
+        "even": one_epoch,
+        "even_syncs": one_epoch_syncs,
+        "forever": endless,
+        "forever_syncs": endless_syncs,
+    }
+
+
+def scenario_without_even(
+    rank: int,
+    world_size: int,
+    *,
+    style: str,
+    num_workers: int,
+    batches_per_rank: list[int],
+    batch_size: int,
+) -> dict[str, Any]:
+    """Plain iteration of an uneven loader with a DDP-like all-reduce after every step.
+
+    The rank with fewer batches leaves the loop and then destroys the process group; the
+    other rank, blocked in an all-reduce nobody else joins, gets an error instead of
+    hanging (and the group's short timeout bounds it otherwise).
+    """
+    loader = uneven_loader(rank, style, num_workers, batches_per_rank, batch_size)
+    synced, error = 0, None
+    try:
+        for _batch in loader:
+            ddp_sync()
+            synced += 1
+    except RuntimeError as failure:
+        error = f"{type(failure).__name__}: {failure}"
+    return {"synced": synced, "error": error}
+
+
+def resume_loader(
+    rank: int, style: str, num_workers: int, even: bool, n: int, batch_size: int, seed: int
+) -> Any:
+    """A fresh loader for the resume scenario: the same on every call."""
+    if even:
+        return loopline.even(uneven_loader(rank, style, num_workers, [5, 3], batch_size))
+    if style == "map":
+        sampler = loopline.EpochSampler(n, seed=seed)
+        return DataLoader(
+            list(range(n)),
+            sampler=sampler,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            **forked(num_workers),
+        )
+    if style == "generator":
+        dataset = loopline.from_generator(shuffled, n)
+        dataset.seed = seed
+        return DataLoader(
+            dataset, batch_size=batch_size, num_workers=num_workers, **forked(num_workers)
+        )
+    raise ValueError(f"unknown loader style {style!r}")
+
+
+def take(stream: loopline.Forever, steps: int) -> list[Any]:
+    """`[epoch, batch]` for the next `steps` batches of `stream`."""
+    return [[stream.epoch, plain(batch)] for batch in islice(stream, steps)]
+
+
+def scenario_resume(
+    rank: int,
+    world_size: int,
+    *,
+    style: str,
+    num_workers: int,
+    even: bool,
+    n: int,
+    batch_size: int,
+    seed: int,
+    total: int,
+    cuts: list[int],
+) -> dict[str, Any]:
+    """An uninterrupted forever() run, and runs stopped after each cut, saved through
+    torch.save, restored into a fresh loader and forever(), and continued."""
+
+    def fresh() -> loopline.Forever:
+        return loopline.forever(resume_loader(rank, style, num_workers, even, n, batch_size, seed))
+
+    reference = take(fresh(), total)
+    resumed = {}
+    for cut in cuts:
+        stream = fresh()
+        head = take(stream, cut)
+        buffer = io.BytesIO()
+        torch.save(stream.state_dict(), buffer)
+        del stream
+        buffer.seek(0)
+        restored = fresh()
+        restored.load_state_dict(torch.load(buffer, weights_only=True))
+        resumed[str(cut)] = {
+            "head": head,
+            "tail": take(restored, total - cut),
+            "step": restored.step,
+        }
+    return {"reference": reference, "resumed": resumed}
+
+
+SCENARIOS: dict[str, Callable[..., Any]] = {
+    "shards": scenario_shards,
+    "sampler": scenario_sampler,
+    "even": scenario_even,
+    "without_even": scenario_without_even,
+    "resume": scenario_resume,
+}
+
+
+# ---------------------------------------------------------------- the rank process
+
+
+def run_command(
+    rank: int, world_size: int, scenario: str, params: dict, store: Any, timeout_s: float
+) -> dict[str, Any]:
+    """Run one scenario in a fresh process group; its outcome as a JSON-able dict."""
+    try:
+        dist.init_process_group(
+            "gloo",
+            store=store,
+            rank=rank,
+            world_size=world_size,
+            timeout=timedelta(seconds=timeout_s),
+        )
+    except Exception:
+        return {"error": traceback.format_exc()}
+    try:
+        return {"result": SCENARIOS[scenario](rank, world_size, **params)}
+    except Exception:
+        return {"error": traceback.format_exc()}
+    finally:
+        # Destroying the group closes its connections, so a peer still blocked in a
+        # collective of this scenario fails at once instead of waiting for the timeout.
+        dist.destroy_process_group()
+
+
+def serve(rank: int, world_size: int, store_port: int, commands: Any) -> None:
+    """Body of one rank: run commands from the queue until it sends None.
+
+    The test process hosts a TCPStore on `store_port`; each command rendezvouses under
+    its own key prefix there.
+    """
+    torch.set_num_threads(1)
+    store = dist.TCPStore("127.0.0.1", store_port, is_master=False, timeout=timedelta(seconds=60))
+    while True:
+        command = commands.get()
+        if command is None:
+            return
+        name, scenario, params, out, timeout_s = command
+        prefixed = dist.PrefixStore(f"{name}/", store)
+        outcome = run_command(rank, world_size, scenario, params, prefixed, timeout_s)
+        partial = f"{out}.partial"
+        with open(partial, "w") as file:
+            json.dump(outcome, file)
+        os.replace(partial, out)  # the test sees the file only once it is complete
