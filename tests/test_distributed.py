@@ -136,17 +136,6 @@ def flatten(batches: list[list[int]]) -> list[int]:
 # ---------------------------------------------------------------- from_generator
 
 
-# Strict: once the bug is fixed these cases pass, fail as XPASS, and the mark goes.
-SPAWNED_WORKERS_BUG = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG (loopline.shard.detect_shard): DataLoader workers started with 'spawn' or "
-        "'forkserver' do not have torch.distributed initialised, so current_shard() there "
-        "says rank 0 of 1 on every rank and each rank yields the whole dataset"
-    ),
-)
-
-
 @pytest.mark.parametrize(
     ("num_workers", "context", "sharded"),
     [
@@ -156,8 +145,8 @@ SPAWNED_WORKERS_BUG = pytest.mark.xfail(
         pytest.param(2, "fork", True, id="two-forked-workers-sharded"),
         # "spawn" is also the default start method inside a rank that
         # torch.multiprocessing.spawn started (and everywhere on macOS and Windows).
-        pytest.param(2, "spawn", False, id="two-spawned-workers", marks=SPAWNED_WORKERS_BUG),
-        pytest.param(2, "spawn", True, id="two-spawned-workers-sharded", marks=SPAWNED_WORKERS_BUG),
+        pytest.param(2, "spawn", False, id="two-spawned-workers"),
+        pytest.param(2, "spawn", True, id="two-spawned-workers-sharded"),
     ],
 )
 def test_two_ranks_with_two_workers_each_yield_every_sample_once(

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch.utils.data import IterableDataset
 
-from loopline.shard import Shard, activated, detect_shard
+from loopline.shard import Shard, activated, detect_shard, distributed_rank_and_size
 
 
 class GeneratorFailed(RuntimeError):
@@ -52,6 +52,8 @@ class GeneratorDataset(IterableDataset):
         # Shared memory so the main process's set_epoch reaches worker copies.
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self._seed = torch.zeros((), dtype=torch.int64).share_memory_()
+        # (rank, world_size) of the process that pickled this dataset for its workers.
+        self._place: tuple[int, int] | None = None
 
     @property
     def epoch(self) -> int:
@@ -78,7 +80,7 @@ class GeneratorDataset(IterableDataset):
 
     def iter_epoch(self, epoch: int, shard: Shard | None = None) -> Iterator[Any]:
         """This shard's items for `epoch` (the detected shard unless one is given)."""
-        shard = replace(shard or detect_shard(), epoch=epoch, seed=self.seed)
+        shard = replace(shard or detect_shard(place=self._place), epoch=epoch, seed=self.seed)
         return self._items(shard)
 
     def _items(self, shard: Shard) -> Iterator[Any]:
@@ -114,7 +116,8 @@ class GeneratorDataset(IterableDataset):
         # Pickling happens when workers are spawned; fail here with a useful message
         # rather than deep inside multiprocessing.
         check_picklable(self._fn, self._args, self._kwargs)
-        return self.__dict__.copy()
+        # Spawned workers do not inherit the process group: carry the rank along.
+        return {**self.__dict__, "_place": distributed_rank_and_size()}
 
     def __repr__(self) -> str:
         return f"from_generator({describe(self._fn)}, sharded={self.sharded})"

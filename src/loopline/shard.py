@@ -73,8 +73,15 @@ def current_shard() -> Shard:
     return active if active is not None else detect_shard()
 
 
-def detect_shard(*, epoch: int = 0, seed: int = 0) -> Shard:
-    """The shard of the calling process, from torch.distributed and the worker info."""
+def detect_shard(*, epoch: int = 0, seed: int = 0, place: tuple[int, int] | None = None) -> Shard:
+    """The shard of the calling process, from torch.distributed and the worker info.
+
+    `place` is the `(rank, world_size)` recorded in the rank's own process, used where
+    torch.distributed is not initialised: DataLoader workers started with spawn or
+    forkserver do not inherit the process group.
+    """
+    if place is not None and not _initialized():
+        _inherited[:] = [place]  # so current_shard() in this worker knows its rank too
     rank, world_size = distributed_rank_and_size()
     info = get_worker_info()
     worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
@@ -90,11 +97,20 @@ def detect_shard(*, epoch: int = 0, seed: int = 0) -> Shard:
     )
 
 
+# The place a spawned worker was given by its rank's process (see detect_shard).
+_inherited: list[tuple[int, int]] = []
+
+
+def _initialized() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
 def distributed_rank_and_size() -> tuple[int, int]:
-    """`(rank, world_size)` of the default process group, `(0, 1)` without one."""
-    if dist.is_available() and dist.is_initialized():
+    """`(rank, world_size)` of the default process group (or the one a spawned worker
+    inherited), `(0, 1)` without one."""
+    if _initialized():
         return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+    return _inherited[-1] if _inherited else (0, 1)
 
 
 @contextmanager
