@@ -1,10 +1,12 @@
 """loopline: PyTorch data that does not flow in a straight line.
 
-Streams that never stop (`forever`, `even`, `EpochSampler`) and generator-backed
-datasets sharded across workers and ranks (`from_generator`, `current_shard`).
+Streams that never stop (`forever`, `even`, `EpochSampler`), generator-backed
+datasets sharded across workers and ranks (`from_generator`, `current_shard`), and
+batches of variable-length data (`pad_collate`, `Padded`).
 """
 
 from loopline._endless import EmptyEpoch
+from loopline.collate import Padded, pad_collate
 from loopline.distributed import Even, even
 from loopline.forever import Forever, NotResumable, forever
 from loopline.generator import GeneratorDataset, GeneratorFailed, from_generator
@@ -24,6 +26,9 @@ __all__ = [
     "Forever",
     "NotResumable",
     "forever",
+    # batching
+    "Padded",
+    "pad_collate",
     # distributed
     "Even",
     "even",

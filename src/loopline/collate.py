@@ -1,0 +1,242 @@
+"""Batching samples whose tensors differ in size: pad, and say where the padding is.
+
+`pad_collate` walks a list of samples of any nesting (dict, tuple, list, namedtuple,
+dataclass) in lockstep. At each leaf it stacks tensors of equal shape, and pads
+tensors of different shapes to the largest size along each differing dimension,
+returning `Padded(data, mask, lengths)` so the model knows which elements are real.
+Mismatched samples fail with the sample index and the key path of the mismatch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+
+class Padded(NamedTuple):
+    """A padded batch: unpacks as `data, mask, lengths`.
+
+    Attributes:
+        data: `[B, *max_shape]`, padded with the pad value.
+        mask: bool, true on real elements. Shape `[B, *sizes]` up to the last padded
+            dimension, with size 1 on dimensions that were not padded, so it broadcasts
+            against `data` (a sequence `[T_i, D]` gets a mask `[B, T]`).
+        lengths: int64 per-sample sizes along the padded dimensions, `[B]` for one padded
+            dimension, `[B, k]` for k.
+    """
+
+    data: torch.Tensor
+    mask: torch.Tensor
+    lengths: torch.Tensor
+
+    def to(self, *args: Any, **kwargs: Any) -> Padded:
+        """Like `Tensor.to` (e.g. `.to("cuda", non_blocking=True)`): a device change moves
+        all three tensors, a dtype change applies to `data` only."""
+        data = self.data.to(*args, **kwargs)
+        non_blocking = bool(kwargs.get("non_blocking", False))
+        return Padded(
+            data,
+            self.mask.to(data.device, non_blocking=non_blocking),
+            self.lengths.to(data.device, non_blocking=non_blocking),
+        )
+
+    def pin_memory(self, *args: Any) -> Padded:
+        """Page-locked copies, so `DataLoader(pin_memory=True)` works."""
+        return Padded(*(tensor.pin_memory(*args) for tensor in self))
+
+    def unpad(self) -> list[torch.Tensor]:
+        """The samples as they were before padding."""
+        if self.lengths.dim() == 1:
+            return [row[:size] for row, size in zip(self.data, self.lengths.tolist(), strict=True)]
+        dims = self._padded_dims()
+        samples = []
+        for row, sizes in zip(self.data, self.lengths.tolist(), strict=True):
+            index = [slice(None)] * row.dim()
+            for dim, size in zip(dims, sizes, strict=True):
+                index[dim] = slice(0, size)
+            samples.append(row[tuple(index)])
+        return samples
+
+    def _padded_dims(self) -> list[int]:
+        # The mask is full-sized on padded dims and 1 elsewhere; an unpadded dim of size 1
+        # looks the same, so prefer dims larger than 1 when there are too many candidates.
+        candidates = [
+            d
+            for d in range(self.mask.dim() - 1)
+            if self.mask.shape[d + 1] == self.data.shape[d + 1]
+        ]
+        wanted = self.lengths.shape[-1]
+        if len(candidates) > wanted:
+            candidates = sorted(
+                sorted(candidates, key=lambda d: self.data.shape[d + 1] == 1)[:wanted]
+            )
+        return candidates
+
+
+def pad_collate(
+    samples: Sequence[Any], *, pad_value: float = 0, pad_to_multiple_of: int | None = None
+) -> Any:
+    """Batch samples of any nesting, padding tensors whose shapes differ.
+
+    Tensors (and numpy arrays) of equal shape are stacked; of different shapes, padded
+    to the largest size along each differing dimension and returned as `Padded`. Python
+    numbers become tensors; strings and None stay lists. Use it as
+    `DataLoader(..., collate_fn=pad_collate)` or through `functools.partial`.
+
+    Args:
+        samples: a list of samples with the same structure.
+        pad_value: the value written into padding.
+        pad_to_multiple_of: round padded sizes up to a multiple of this (e.g. 8).
+
+    Returns:
+        The batch, with the samples' structure.
+
+    Raises:
+        ValueError: samples differ in structure, tensor rank or dtype; the message names
+            the sample index and key path, e.g. `sample 7: ['image']`.
+
+    Example:
+        >>> import torch, loopline
+        >>> samples = [{"x": torch.ones(2), "y": 0}, {"x": torch.ones(3), "y": 1}]
+        >>> batch = loopline.pad_collate(samples)
+        >>> batch["x"].data
+        tensor([[1., 1., 0.],
+                [1., 1., 1.]])
+        >>> batch["x"].mask.tolist(), batch["x"].lengths.tolist(), batch["y"].tolist()
+        ([[True, True, False], [True, True, True]], [2, 3], [0, 1])
+    """
+    if not isinstance(samples, Sequence) or isinstance(samples, (str, bytes)) or not samples:
+        raise ValueError(f"pad_collate: expected a non-empty list of samples, got {samples!r}")
+    if pad_to_multiple_of is not None and pad_to_multiple_of < 1:
+        raise ValueError(f"pad_collate: pad_to_multiple_of must be >= 1, got {pad_to_multiple_of}")
+    return _collate(list(samples), (), pad_value, pad_to_multiple_of)
+
+
+def _collate(
+    values: list[Any], path: tuple[Any, ...], pad_value: float, multiple: int | None
+) -> Any:
+    first = values[0]
+    if isinstance(first, (torch.Tensor, np.ndarray)):
+        tensors = [_as_tensor(value, i, path, first) for i, value in enumerate(values)]
+        return _stack_or_pad(tensors, path, pad_value, multiple)
+    if isinstance(first, (bool, int, float)):
+        for i, value in enumerate(values):
+            if not isinstance(value, (bool, int, float)):
+                _mismatch(i, path, "a number (as in sample 0)", type(value).__name__)
+        return torch.tensor(values)
+    if first is None or isinstance(first, (str, bytes)):
+        return values
+    if isinstance(first, Mapping):
+        keys = list(first)
+        for i, value in enumerate(values):
+            if not isinstance(value, Mapping):
+                _mismatch(i, path, "a mapping (as in sample 0)", type(value).__name__)
+            if set(value) != set(keys):
+                missing, extra = set(keys) - set(value), set(value) - set(keys)
+                _mismatch(
+                    i,
+                    path,
+                    f"keys {sorted(map(str, keys))}",
+                    f"missing {sorted(map(str, missing))}, extra {sorted(map(str, extra))}",
+                )
+        return {
+            key: _collate([v[key] for v in values], (*path, key), pad_value, multiple)
+            for key in keys
+        }
+    if dataclasses.is_dataclass(first) and not isinstance(first, type):
+        for i, value in enumerate(values):
+            if type(value) is not type(first):
+                _mismatch(i, path, type(first).__name__, type(value).__name__)
+        fields = {
+            field.name: _collate(
+                [getattr(v, field.name) for v in values], (*path, field.name), pad_value, multiple
+            )
+            for field in dataclasses.fields(first)
+        }
+        return dataclasses.replace(first, **fields)
+    if isinstance(first, (tuple, list)):
+        for i, value in enumerate(values):
+            if not isinstance(value, (tuple, list)) or len(value) != len(first):
+                found = (
+                    f"{type(value).__name__} of length {len(value)}"
+                    if isinstance(value, (tuple, list))
+                    else type(value).__name__
+                )
+                _mismatch(i, path, f"{type(first).__name__} of length {len(first)}", found)
+        columns = [
+            _collate([v[j] for v in values], (*path, j), pad_value, multiple)
+            for j in range(len(first))
+        ]
+        if hasattr(first, "_fields"):  # namedtuple
+            return type(first)(*columns)
+        return type(first)(columns) if isinstance(first, tuple) else columns
+    raise TypeError(f"pad_collate: {_where(0, path)}: cannot batch {type(first).__name__}")
+
+
+def _as_tensor(value: Any, i: int, path: tuple[Any, ...], first: Any) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value)
+    _mismatch(i, path, f"{type(first).__name__} (as in sample 0)", type(value).__name__)
+    raise AssertionError  # unreachable: _mismatch raises
+
+
+def _stack_or_pad(
+    tensors: list[torch.Tensor], path: tuple[Any, ...], pad_value: float, multiple: int | None
+) -> Any:
+    first = tensors[0]
+    for i, tensor in enumerate(tensors):
+        if tensor.dim() != first.dim():
+            _mismatch(
+                i,
+                path,
+                f"a tensor of rank {first.dim()} {tuple(first.shape)} (as in sample 0)",
+                f"rank {tensor.dim()} {tuple(tensor.shape)}",
+            )
+        if tensor.dtype != first.dtype:
+            _mismatch(i, path, f"dtype {first.dtype} (as in sample 0)", f"{tensor.dtype}")
+    shapes = torch.tensor([tensor.shape for tensor in tensors], dtype=torch.int64).reshape(
+        len(tensors), first.dim()
+    )
+    max_shape = shapes.max(dim=0).values if len(tensors) else shapes
+    padded_dims = [d for d in range(first.dim()) if bool((shapes[:, d] != max_shape[d]).any())]
+    if not padded_dims:
+        return torch.stack(tensors)
+    sizes = max_shape.tolist()
+    for d in padded_dims:
+        if multiple is not None:
+            sizes[d] = -(-sizes[d] // multiple) * multiple
+    data = first.new_full((len(tensors), *sizes), pad_value)
+    for row, tensor in zip(data, tensors, strict=True):
+        row[tuple(slice(0, size) for size in tensor.shape)] = tensor
+    lengths = shapes[:, padded_dims]
+    mask = _mask(lengths, padded_dims, sizes, first.device)
+    return Padded(data, mask, lengths.squeeze(1) if len(padded_dims) == 1 else lengths)
+
+
+def _mask(
+    lengths: torch.Tensor, padded_dims: list[int], sizes: list[int], device: torch.device
+) -> torch.Tensor:
+    """Bool `[B, *]` true inside each sample's extent, 1-sized on unpadded dims."""
+    rank = padded_dims[-1] + 1
+    mask = torch.ones((lengths.shape[0],) + (1,) * rank, dtype=torch.bool, device=device)
+    lengths = lengths.to(device)
+    for j, dim in enumerate(padded_dims):
+        shape = [lengths.shape[0]] + [1] * rank
+        shape[dim + 1] = sizes[dim]
+        inside = torch.arange(sizes[dim], device=device) < lengths[:, j, None]  # [B, size]
+        mask = mask & inside.reshape(shape)
+    return mask
+
+
+def _where(i: int, path: tuple[Any, ...]) -> str:
+    return f"sample {i}: " + "".join(f"[{key!r}]" for key in path) if path else f"sample {i}"
+
+
+def _mismatch(i: int, path: tuple[Any, ...], expected: str, found: str) -> None:
+    raise ValueError(f"pad_collate: {_where(i, path)}: expected {expected}, found {found}")

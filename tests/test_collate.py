@@ -1,0 +1,268 @@
+import functools
+from collections import namedtuple
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.utils.data import DataLoader
+
+import loopline
+
+Pair = namedtuple("Pair", ["left", "right"])
+
+
+@dataclass
+class Record:
+    tokens: torch.Tensor
+    label: int
+    name: str
+
+
+def test_equal_shapes_are_stacked():
+    batch = loopline.pad_collate([torch.ones(2, 3), torch.zeros(2, 3)])
+    assert isinstance(batch, torch.Tensor) and batch.shape == (2, 2, 3)
+
+
+def test_different_lengths_are_padded_with_mask_and_lengths():
+    data, mask, lengths = loopline.pad_collate(
+        [torch.tensor([1, 2]), torch.tensor([3]), torch.tensor([4, 5, 6])], pad_value=-1
+    )
+    assert data.tolist() == [[1, 2, -1], [3, -1, -1], [4, 5, 6]]
+    assert mask.tolist() == [[True, True, False], [True, False, False], [True, True, True]]
+    assert lengths.tolist() == [2, 1, 3]
+
+
+def test_sequence_of_feature_vectors_gets_a_time_mask():
+    padded = loopline.pad_collate([torch.ones(2, 4), torch.ones(5, 4)])
+    assert padded.data.shape == (2, 5, 4)
+    assert padded.mask.shape == (2, 5)
+    assert padded.data[0][padded.mask[0]].shape == (2, 4)
+
+
+def test_two_padded_dimensions_give_lengths_per_dimension():
+    padded = loopline.pad_collate([torch.ones(3, 2, 4), torch.ones(3, 5, 1)])
+    assert padded.data.shape == (2, 3, 5, 4)
+    assert padded.mask.shape == (2, 1, 5, 4)
+    assert padded.lengths.tolist() == [[2, 4], [5, 1]]
+    assert int(padded.mask.expand(2, 3, 5, 4).sum()) == 3 * 2 * 4 + 3 * 5 * 1
+
+
+def test_pad_to_multiple_of_rounds_the_padded_size_up():
+    padded = loopline.pad_collate([torch.ones(3), torch.ones(9)], pad_to_multiple_of=8)
+    assert padded.data.shape == (2, 16)
+    assert padded.mask.sum(1).tolist() == [3, 9]
+
+
+def test_numbers_become_tensors_and_strings_and_none_stay_lists():
+    batch = loopline.pad_collate([(1, 0.5, True, "a", None), (2, 1.5, False, "b", None)])
+    assert batch[0].dtype == torch.int64 and batch[0].tolist() == [1, 2]
+    assert batch[1].dtype == torch.float32
+    assert batch[2].dtype == torch.bool
+    assert batch[3] == ["a", "b"] and batch[4] == [None, None]
+
+
+def test_numpy_arrays_are_batched_like_tensors():
+    padded = loopline.pad_collate([np.ones(2, dtype=np.float32), np.ones(3, dtype=np.float32)])
+    assert padded.data.shape == (2, 3) and padded.data.dtype == torch.float32
+
+
+def test_nested_dicts_namedtuples_and_dataclasses_keep_their_structure():
+    samples = [
+        {"pair": Pair(torch.ones(2), torch.ones(1)), "record": Record(torch.ones(k), k, f"r{k}")}
+        for k in (2, 4)
+    ]
+    batch = loopline.pad_collate(samples)
+    assert isinstance(batch["pair"], Pair)
+    assert batch["pair"].left.shape == (2, 2)
+    assert isinstance(batch["record"], Record)
+    assert batch["record"].tokens.lengths.tolist() == [2, 4]
+    assert batch["record"].label.tolist() == [2, 4]
+    assert batch["record"].name == ["r2", "r4"]
+
+
+def test_multi_modal_samples_collate_in_one_call():
+    samples = [
+        {"text": torch.randint(0, 100, (n,)), "image": torch.rand(3, 8, 8), "label": n % 2}
+        for n in (5, 2, 7)
+    ]
+    batch = loopline.pad_collate(samples)
+    assert batch["text"].data.shape == (3, 7) and batch["text"].lengths.tolist() == [5, 2, 7]
+    assert batch["image"].shape == (3, 3, 8, 8)
+    assert batch["label"].tolist() == [1, 0, 1]
+
+
+def test_a_missing_key_names_the_sample_and_key():
+    samples = [{"image": torch.ones(1), "text": torch.ones(1)}] * 7 + [{"image": torch.ones(1)}]
+    with pytest.raises(
+        ValueError,
+        match=r"sample 7: expected keys \['image', 'text'\], found "
+        r"missing \['text'\]",
+    ):
+        loopline.pad_collate(samples)
+
+
+def test_a_rank_mismatch_names_the_key_path():
+    samples = [{"image": torch.ones(3, 4, 4)}, {"image": torch.ones(4, 4)}]
+    with pytest.raises(
+        ValueError,
+        match=r"sample 1: \['image'\]: expected a tensor of rank 3 "
+        r"\(3, 4, 4\).*found rank 2 \(4, 4\)",
+    ):
+        loopline.pad_collate(samples)
+
+
+def test_a_dtype_mismatch_names_both_dtypes():
+    samples = [(torch.ones(2),), (torch.ones(2, dtype=torch.int64),)]
+    with pytest.raises(
+        ValueError,
+        match=r"sample 1: \[0\]: expected dtype torch.float32 .*"
+        r"found torch.int64",
+    ):
+        loopline.pad_collate(samples)
+
+
+def test_a_type_mismatch_names_what_was_found():
+    with pytest.raises(ValueError, match=r"sample 1: \['x'\]: expected Tensor .*found list"):
+        loopline.pad_collate([{"x": torch.ones(1)}, {"x": [1]}])
+
+
+def test_an_empty_batch_is_an_error():
+    with pytest.raises(ValueError, match="non-empty list of samples"):
+        loopline.pad_collate([])
+
+
+def test_padded_moves_pins_and_unpacks():
+    padded = loopline.pad_collate([torch.ones(1), torch.ones(2)])
+    moved = padded.to(torch.float64)
+    assert isinstance(moved, loopline.Padded) and moved.data.dtype == torch.float64
+    assert moved.mask.dtype == torch.bool and moved.lengths.dtype == torch.int64
+    data, mask, lengths = padded.to("cpu", non_blocking=True)
+    assert (data.shape, mask.shape, lengths.tolist()) == ((2, 2), (2, 2), [1, 2])
+
+
+def test_works_as_a_dataloader_collate_fn_through_partial():
+    sequences = [torch.arange(n) for n in (3, 1, 2, 5)]
+    loader = DataLoader(
+        sequences, batch_size=2, collate_fn=functools.partial(loopline.pad_collate, pad_value=-1)
+    )
+    first, second = list(loader)
+    assert first.data.tolist() == [[0, 1, 2], [0, -1, -1]]
+    assert second.lengths.tolist() == [2, 5]
+
+
+# ---------------------------------------------------------------- property test
+
+leaf_shapes = st.lists(st.integers(0, 4), min_size=0, max_size=3)
+
+
+@st.composite
+def batches_of_samples(draw):
+    """A random nested structure, and a batch of samples following it."""
+    size = draw(st.integers(1, 5))
+    structure = draw(
+        st.recursive(
+            st.one_of(leaf_shapes, st.just("number"), st.just("text")),
+            lambda inner: st.one_of(
+                st.dictionaries(st.sampled_from("abc"), inner, min_size=1, max_size=3),
+                st.lists(inner, min_size=1, max_size=3).map(tuple),
+            ),
+            max_leaves=5,
+        )
+    )
+
+    def sample(node):
+        if node == "number":
+            return draw(st.integers(-5, 5))
+        if node == "text":
+            return draw(st.text(max_size=3))
+        if isinstance(node, dict):
+            return {key: sample(child) for key, child in node.items()}
+        if isinstance(node, tuple):
+            return tuple(sample(child) for child in node)
+        # A tensor whose rank is fixed by the structure and whose sizes vary per sample.
+        shape = [draw(st.integers(0, 4)) for _ in node]
+        return torch.arange(int(np.prod(shape)), dtype=torch.float32).reshape(shape) + 1
+
+    return [sample(structure) for _ in range(size)]
+
+
+class RealElements(tuple):
+    """The elements a mask marks as real, in order (a padded sample's content, flattened)."""
+
+
+def unbatch(batch, i):
+    """Sample i out of a batch; for a padded tensor, the elements its mask marks real."""
+    if isinstance(batch, loopline.Padded):
+        real = batch.mask[i].expand(batch.data[i].shape[: batch.mask.dim() - 1])
+        return RealElements(batch.data[i][real].flatten().tolist())
+    if isinstance(batch, torch.Tensor):
+        return batch[i]
+    if isinstance(batch, dict):
+        return {key: unbatch(value, i) for key, value in batch.items()}
+    if isinstance(batch, tuple):
+        return tuple(unbatch(value, i) for value in batch)
+    return batch[i]
+
+
+def same(a, b):
+    if isinstance(b, RealElements):  # shapes are checked by the unpad test below
+        return isinstance(a, torch.Tensor) and a.flatten().tolist() == list(b)
+    if isinstance(a, int) and isinstance(b, torch.Tensor):  # numbers come back as 0-dim tensors
+        return b.dim() == 0 and b.dtype == torch.int64 and b.item() == a
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+@settings(max_examples=150, deadline=None)
+@given(samples=batches_of_samples())
+def test_slicing_samples_back_out_by_mask_returns_the_originals(samples):
+    batch = loopline.pad_collate(samples)
+    for i, original in enumerate(samples):
+        assert same(original, unbatch(batch, i))
+
+
+@settings(max_examples=100, deadline=None)
+@given(samples=batches_of_samples())
+def test_unpad_returns_the_original_tensors(samples):
+    def leaves(node, out):
+        if isinstance(node, loopline.Padded):
+            out.append(node.unpad())
+        elif isinstance(node, dict):
+            for value in node.values():
+                leaves(value, out)
+        elif isinstance(node, tuple):
+            for value in node:
+                leaves(value, out)
+        return out
+
+    def tensor_leaves(sample, out):
+        if isinstance(sample, torch.Tensor):
+            out.append(sample)
+        elif isinstance(sample, dict):
+            for value in sample.values():
+                tensor_leaves(value, out)
+        elif isinstance(sample, tuple):
+            for value in sample:
+                tensor_leaves(value, out)
+        return out
+
+    batch = loopline.pad_collate(samples)
+    padded_leaves = leaves(batch, [])
+    per_sample = [tensor_leaves(s, []) for s in samples]
+    # Each padded leaf corresponds to one tensor position across samples.
+    columns = list(zip(*per_sample, strict=True))
+    varying = [c for c in columns if len({tuple(t.shape) for t in c}) > 1]
+    assert len(varying) == len(padded_leaves)
+    for column, unpadded in zip(varying, padded_leaves, strict=True):
+        for original, restored in zip(column, unpadded, strict=True):
+            assert original.numel() == restored.numel()
+            if original.numel():
+                assert torch.equal(original, restored)
