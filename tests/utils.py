@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import Any
 
+import numpy as np
 import torch
 
 import loopline
@@ -75,3 +76,30 @@ def assert_resumes_exactly(make_stage: Callable[[], Any], midpoint: int, total: 
     restored.load_state_dict(torch.load(buffer, weights_only=True))
     tail = [to_plain(batch) for batch in islice(restored, total - midpoint)]
     assert head + tail == reference
+
+
+def ragged(n):
+    """n tensors filled with their position, of lengths 1..9 that change with the epoch."""
+    epoch = loopline.current_shard().epoch
+    for i in range(n):
+        yield torch.full((1 + (i * 7 + epoch * 3) % 9,), i)
+
+
+def flat(batches):
+    return [i for batch in batches for i in batch]
+
+
+def epoch_batches(sampler, epoch):
+    sampler.set_epoch(epoch)
+    return list(sampler)
+
+
+def padding_efficiency(lengths, batches):
+    """Real elements over padded elements: sum(lengths) / sum(len(batch) * longest)."""
+    real = sum(lengths[i] for batch in batches for i in batch)
+    padded = sum(len(batch) * max(lengths[i] for i in batch) for batch in batches)
+    return real / padded
+
+
+def uniform_lengths(count=20_000, seed=0):
+    return np.random.default_rng(seed).integers(1, 513, count)

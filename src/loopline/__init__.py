@@ -2,10 +2,12 @@
 
 Streams that never stop (`forever`, `even`, `EpochSampler`), generator-backed
 datasets sharded across workers and ranks (`from_generator`, `current_shard`), and
-batches of variable-length data (`pad_collate`, `Padded`).
+batches of variable-length data (`pad_collate`, `Padded`, `BucketSampler`, `bucket`).
 """
 
 from loopline._endless import EmptyEpoch
+from loopline.bucket import Bucketer, bucket
+from loopline.bucket_sampler import BucketSampler
 from loopline.collate import Padded, pad_collate
 from loopline.distributed import Even, even
 from loopline.forever import Forever, NotResumable, forever
@@ -27,7 +29,10 @@ __all__ = [
     "NotResumable",
     "forever",
     # batching
+    "BucketSampler",
+    "Bucketer",
     "Padded",
+    "bucket",
     "pad_collate",
     # distributed
     "Even",

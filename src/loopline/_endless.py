@@ -26,8 +26,6 @@ from typing import Any, NamedTuple, cast
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from torch.utils.data.sampler import BatchSampler, SequentialSampler
 
-from loopline.generator import GeneratorDataset
-
 EPOCH_END = object()  # returned by an order when the current epoch has no batch left
 
 
@@ -196,11 +194,12 @@ def keep(item: Any) -> Any:
     return item
 
 
-def epoch_items(dataset: IterableDataset, epoch: int) -> Iterator[Any]:
+def epoch_items(dataset: Iterable[Any], epoch: int) -> Iterator[Any]:
     """The items of `epoch` from this worker's copy of `dataset`."""
-    if isinstance(dataset, GeneratorDataset):
+    iter_epoch = getattr(dataset, "iter_epoch", None)
+    if callable(iter_epoch):
         # Explicit epoch: workers run ahead of each other, so a shared epoch would race.
-        return dataset.iter_epoch(epoch)
+        return iter_epoch(epoch)
     if callable(getattr(dataset, "set_epoch", None)):
         dataset.set_epoch(epoch)  # type: ignore[attr-defined]
     return iter(dataset)

@@ -27,7 +27,6 @@ from loopline._endless import (
     is_replayable,
 )
 from loopline.distributed import Even, all_ranks_agree
-from loopline.generator import GeneratorDataset
 
 # Keys of the state dict.
 EPOCH = "epoch"
@@ -190,7 +189,7 @@ class Forever(Iterator[Any]):
         elif self._kind == "iterable":
             assert isinstance(source, DataLoader)
             dataset = source.dataset
-            if not (isinstance(dataset, GeneratorDataset) or getattr(dataset, "replayable", False)):
+            if not getattr(dataset, "replayable", False):
                 raise NotResumable(
                     f"forever: the iterable dataset {type(dataset).__name__} cannot be "
                     "replayed to a position; build it with loopline.from_generator(fn) from "

@@ -37,6 +37,10 @@ class GeneratorDataset(IterableDataset):
     every shard, workers included), `epoch` (see `set_epoch`).
     """
 
+    # Its sequence is a function of (seed, epoch) as long as fn's is, so forever() may
+    # resume by replaying it.
+    replayable = True
+
     def __init__(
         self,
         fn: Callable[..., Iterable[Any]],
