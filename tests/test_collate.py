@@ -266,3 +266,12 @@ def test_unpad_returns_the_original_tensors(samples):
             assert original.numel() == restored.numel()
             if original.numel():
                 assert torch.equal(original, restored)
+
+
+def test_dataloader_pinning_reaches_every_tensor_of_padded(monkeypatch):
+    from torch.utils.data._utils.pin_memory import pin_memory
+
+    pinned = []
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self, *a: pinned.append(self) or self)
+    result = pin_memory({"x": loopline.pad_collate([torch.ones(1), torch.ones(2)])})
+    assert isinstance(result["x"], loopline.Padded) and len(pinned) == 3

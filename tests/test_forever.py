@@ -304,3 +304,9 @@ def test_seed_reaches_the_generator_in_workers():
     assert [to_plain(b) for b in loopline.forever(first, epochs=1)] != [
         to_plain(b) for b in loopline.forever(second, epochs=1)
     ]
+
+
+def test_a_batched_generator_under_a_batching_loader_is_an_error():
+    dataset = loopline.from_generator(count_up, 4, batched=True)
+    with pytest.raises(ValueError, match=r"batch_size=2, which would stack 2 of them.*None"):
+        loopline.forever(DataLoader(dataset, batch_size=2))

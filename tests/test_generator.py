@@ -203,3 +203,15 @@ def test_exception_in_generator_reaches_the_loop_with_shard_and_sample_index(num
     # Unsharded, every shard runs the whole generator, so any of them may hit it first.
     assert f"of {max(1, num_workers)} (rank 0, worker" in str(caught.value)
     assert "fail_at" in str(caught.value)
+
+
+def batches_of(n, size):
+    for start in range(0, n, size):
+        yield torch.arange(start, min(start + size, n))
+
+
+def test_batched_generator_is_sharded_batch_by_batch():
+    dataset = loopline.from_generator(batches_of, 20, 4, batched=True)
+    loader = DataLoader(dataset, batch_size=None, num_workers=2)
+    batches = [batch.tolist() for batch in loader]
+    assert sorted(batches) == [list(range(s, min(s + 4, 20))) for s in range(0, 20, 4)]

@@ -60,6 +60,7 @@ class Forever(Iterator[Any]):
         self._even = isinstance(loader, Even)
         self._source: Iterable[Any] = loader.loader if isinstance(loader, Even) else loader
         self._kind = _kind_of(self._source)
+        _check_not_batched_twice(self._source)
         self._position: Any = [0] * _workers(self._source) if self._kind == "iterable" else 0
         self._inner: Any = None
         self._order: MapOrder | IterableOrder | GenericOrder | None = None
@@ -236,6 +237,17 @@ def _kind_of(source: Iterable[Any]) -> str:
     if type(source) is not DataLoader:
         return "generic"
     return "iterable" if isinstance(source.dataset, IterableDataset) else "map"
+
+
+def _check_not_batched_twice(source: Iterable[Any]) -> None:
+    dataset = getattr(source, "dataset", None)
+    batch_size = getattr(source, "batch_size", None)
+    if getattr(dataset, "batched", False) and batch_size is not None:
+        raise ValueError(
+            f"forever: the dataset yields whole batches (batched=True) but the DataLoader "
+            f"has batch_size={batch_size}, which would stack {batch_size} of them into "
+            f"[{batch_size}, batch, ...]; pass batch_size=None"
+        )
 
 
 def _workers(source: Iterable[Any]) -> int:

@@ -48,11 +48,13 @@ class GeneratorDataset(IterableDataset):
         kwargs: dict[str, Any],
         *,
         sharded: bool,
+        batched: bool = False,
     ) -> None:
         self._fn = fn
         self._args = args
         self._kwargs = kwargs
         self.sharded = sharded
+        self.batched = batched
         # Shared memory so the main process's set_epoch reaches worker copies.
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self._seed = torch.zeros((), dtype=torch.int64).share_memory_()
@@ -124,11 +126,17 @@ class GeneratorDataset(IterableDataset):
         return {**self.__dict__, "_place": distributed_rank_and_size()}
 
     def __repr__(self) -> str:
-        return f"from_generator({describe(self._fn)}, sharded={self.sharded})"
+        return (
+            f"from_generator({describe(self._fn)}, sharded={self.sharded}, batched={self.batched})"
+        )
 
 
 def from_generator(
-    fn: Callable[..., Iterable[Any]], *args: Any, sharded: bool = False, **kwargs: Any
+    fn: Callable[..., Iterable[Any]],
+    *args: Any,
+    sharded: bool = False,
+    batched: bool = False,
+    **kwargs: Any,
 ) -> GeneratorDataset:
     """Turn a generator function into a re-iterable, shard-aware `IterableDataset`.
 
@@ -142,6 +150,9 @@ def from_generator(
             picklable: a module-level function or a `functools.partial` of one.
         *args, **kwargs: passed to `fn` on every iteration.
         sharded: `fn` already yields only the part of `loopline.current_shard()`.
+        batched: `fn` yields whole batches. Shards then split the stream batch by batch,
+            and the DataLoader must not batch again: use `batch_size=None` (`forever`
+            checks it), or batches of 32 become `[32, 32, ...]`.
 
     Returns:
         A `GeneratorDataset` with `set_epoch(epoch)` and a `seed` attribute.
@@ -170,9 +181,10 @@ def from_generator(
             f"function), got {type(fn).__name__}; to wrap a list or tensor use a "
             "map-style Dataset instead"
         )
-    if not isinstance(sharded, bool):
-        raise TypeError(f"from_generator: sharded must be True or False, got {sharded!r}")
-    return GeneratorDataset(fn, args, kwargs, sharded=sharded)
+    for name, flag in (("sharded", sharded), ("batched", batched)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"from_generator: {name} must be True or False, got {flag!r}")
+    return GeneratorDataset(fn, args, kwargs, sharded=sharded, batched=batched)
 
 
 def describe(fn: Callable[..., Any]) -> str:
