@@ -12,8 +12,10 @@ This example shows, in order:
       where a plain IterableDataset yields each sample once per worker;
   (c) a `sharded=True` generator that produces only its own part (`current_shard()`) and
       shuffles by (seed, epoch), with `set_epoch`;
-  (d) a generator that already yields whole batches, served with `batch_size=None`;
-  (e) variable-length sequences padded by a small collate function that also returns lengths.
+  (d) a generator that already yields whole batches: `from_generator(..., batched=True)`,
+      served with `batch_size=None`;
+  (e) variable-length sequences batched by `loopline.pad_collate`, which pads them and
+      returns a mask and the lengths (see variable_length_generator.py for bucketing).
 
 The generator functions live at module level so DataLoader workers can pickle them.
 """
@@ -24,7 +26,6 @@ from collections import Counter
 
 import numpy as np
 import torch
-from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, IterableDataset
 
 import loopline
@@ -82,14 +83,6 @@ def make_sequences(n: int, max_len: int):
         yield torch.randn(length, FEATURES, generator=gen), int(length > max_len // 2)
 
 
-def pad_collate(samples: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Pad a list of (sequence, label) to [batch, longest, FEATURES]; also return lengths."""
-    sequences, labels = zip(*samples, strict=True)
-    lengths = torch.tensor([len(s) for s in sequences])
-    padded = pad_sequence(list(sequences), batch_first=True, padding_value=0.0)
-    return padded, lengths, torch.tensor(labels)
-
-
 # ------------------------------------------------------------------------ the parts
 
 
@@ -141,27 +134,30 @@ def part_c_sharded_generator() -> None:
 
 
 def part_d_whole_batches() -> None:
-    print("(d) a generator of whole batches, batch_size=None:")
-    # Unsharded, each worker runs make_batches and keeps every other batch; when making a
-    # batch is expensive, write it with sharded=True as in (c).
-    dataset = loopline.from_generator(make_batches, 6, 16)
+    print("(d) a generator of whole batches, batched=True and batch_size=None:")
+    # batched=True says each item is a whole batch: forever() then refuses a DataLoader
+    # that would batch again. Unsharded, each worker runs make_batches and keeps every
+    # other batch; when making a batch is expensive, write it with sharded=True as in (c).
+    dataset = loopline.from_generator(make_batches, 6, 16, batched=True)
     x, y = next(iter(DataLoader(dataset, batch_size=None, num_workers=2)))
     print(f"    batch x {tuple(x.shape)}, y {tuple(y.shape)}")
     # batch_size=32 (or the default 1) would collate the ready-made batches into a batch of
-    # batches, shape [32, 16, 4]: double batching. batch_size=None passes them through.
+    # batches, shape [32, 16, 4]: double batching. batch_size=None passes them through. A
+    # bare DataLoader does not know about batched=True; forever(loader) would raise here.
     x2, _ = next(iter(DataLoader(dataset, batch_size=2)))
     print(f"    batch_size=2 on top batches twice: x {tuple(x2.shape)}")
 
 
 def part_e_variable_length() -> None:
-    print("(e) variable-length sequences, padded with lengths:")
+    print("(e) variable-length sequences, batched by loopline.pad_collate:")
     dataset = loopline.from_generator(make_sequences, 40, 9)
-    loader = DataLoader(dataset, batch_size=8, num_workers=2, collate_fn=pad_collate)
-    padded, lengths, labels = next(iter(loader))
-    # The mask from lengths keeps padding out of any reduction over time.
-    mask = torch.arange(padded.shape[1])[None, :] < lengths[:, None]
+    loader = DataLoader(dataset, batch_size=8, num_workers=2, collate_fn=loopline.pad_collate)
+    # Each sample is (sequence [T_i, 4], label), so each batch is (Padded, labels [8]).
+    (padded, mask, lengths), labels = next(iter(loader))
+    print(f"    padded {tuple(padded.shape)}, mask {tuple(mask.shape)}, lengths {lengths.tolist()}")
+    print(f"    labels {labels.tolist()}")
+    # The mask keeps padding out of any reduction over time.
     mean = (padded * mask[..., None]).sum(dim=1) / lengths[:, None]
-    print(f"    padded {tuple(padded.shape)}, lengths {lengths.tolist()}, labels {labels.tolist()}")
     print(
         f"    masked mean over time {tuple(mean.shape)}; padding is zero: "
         f"{bool((padded[~mask] == 0).all())}"

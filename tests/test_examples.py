@@ -13,6 +13,8 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 KEY_LINES = {
     "streams_forever.py": ["resume exact: True"],
     "generator_dataloader.py": ["each sample once: True", "new order each epoch: True"],
+    "multimodal_batches.py": ["text padded, images stacked: True", "missing image named: True"],
+    "variable_length_generator.py": ["each sample once: True", "bucketing pads less: True"],
 }
 
 
