@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from torch.utils.data import DataLoader, IterableDataset
 
 import loopline
-from loopline.shard import Shard
+from loopline.shard import shard_of
 from utils import count_up, fail_at, own_part, report_epoch, shuffled_own_part
 
 
@@ -18,14 +18,7 @@ def samples(loader):
 def shards(world_size, num_workers):
     for rank in range(world_size):
         for worker in range(num_workers):
-            yield Shard(
-                index=rank * num_workers + worker,
-                count=world_size * num_workers,
-                rank=rank,
-                world_size=world_size,
-                worker=worker,
-                num_workers=num_workers,
-            )
+            yield shard_of(rank, world_size, worker, num_workers)
 
 
 def test_each_iteration_calls_the_function_afresh():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch.distributed as dist
 from torch.utils.data import get_worker_info
@@ -85,6 +85,18 @@ def detect_shard(*, epoch: int = 0, seed: int = 0, place: tuple[int, int] | None
     rank, world_size = distributed_rank_and_size()
     info = get_worker_info()
     worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+    return shard_of(rank, world_size, worker, num_workers, epoch=epoch, seed=seed)
+
+
+def shard_of(
+    rank: int, world_size: int, worker: int, num_workers: int, *, epoch: int = 0, seed: int = 0
+) -> Shard:
+    """The shard of DataLoader worker `worker` of `num_workers` on `rank` of `world_size`."""
+    if not (0 <= rank < world_size and 0 <= worker < num_workers):
+        raise ValueError(
+            f"shard_of: need 0 <= rank < world_size and 0 <= worker < num_workers, got rank "
+            f"{rank} of {world_size}, worker {worker} of {num_workers}"
+        )
     return Shard(
         index=rank * num_workers + worker,
         count=world_size * num_workers,
@@ -121,12 +133,3 @@ def activated(shard: Shard) -> Iterator[None]:
         yield
     finally:
         _active.reset(token)
-
-
-def simulated(index: int, count: int, *, epoch: int = 0, seed: int = 0) -> Shard:
-    """A shard as if this were worker `index` of `count` workers on one rank (for tests)."""
-    if not 0 <= index < count:
-        raise ValueError(f"shard index must be in [0, {count}), got {index}")
-    return replace(
-        Shard(), index=index, count=count, worker=index, num_workers=count, epoch=epoch, seed=seed
-    )
