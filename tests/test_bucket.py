@@ -210,3 +210,10 @@ def test_incomplete_stream_state_is_rejected_naming_the_missing_keys():
     stage = bucket([], length=len, batch_size=1, buffer_size=1)
     with pytest.raises(KeyError, match=r"\['buffers', 'pending'\]"):
         stage.load_state_dict({"epoch": 0, "consumed": 0})
+
+
+def test_a_lambda_length_under_spawn_says_to_define_a_module_level_function():
+    stage = bucket([torch.ones(2)] * 4, length=lambda item: len(item), batch_size=2, buffer_size=2)
+    loader = DataLoader(stage, batch_size=None, num_workers=1, multiprocessing_context="spawn")
+    with pytest.raises(TypeError, match=r"bucket: the function .*<lambda> .*it is a lambda"):
+        next(iter(loader))

@@ -23,6 +23,7 @@ from loopline._bucketing import (
     shuffled_batches,
 )
 from loopline._endless import announce_epoch, epoch_items
+from loopline._pickling import check_picklable
 
 # Keys of Bucketer's state dict.
 EPOCH = "epoch"
@@ -64,6 +65,11 @@ class Bucketer(IterableDataset):
         self.source, self.length, self.drop_last, self.epoch = source, length, drop_last, 0
         self._live: Progress | None = None  # the latest iteration's progress
         self._restored: dict[str, Any] | None = None  # loaded, for the next iter()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickling happens when workers are spawned: say what to pass instead of a lambda.
+        check_picklable("bucket", self.length)
+        return self.__dict__.copy()
 
     @property
     def replayable(self) -> bool:

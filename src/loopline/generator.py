@@ -12,9 +12,7 @@ the copies held by DataLoader workers, persistent ones included.
 
 from __future__ import annotations
 
-import functools
 import inspect
-import pickle
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -22,6 +20,7 @@ from typing import Any
 import torch
 from torch.utils.data import IterableDataset
 
+from loopline._pickling import check_picklable, describe
 from loopline.shard import Shard, activated, detect_shard, distributed_rank_and_size
 
 
@@ -121,7 +120,7 @@ class GeneratorDataset(IterableDataset):
     def __getstate__(self) -> dict[str, Any]:
         # Pickling happens when workers are spawned; fail here with a useful message
         # rather than deep inside multiprocessing.
-        check_picklable(self._fn, self._args, self._kwargs)
+        check_picklable("from_generator", self._fn, args=self._args, kwargs=self._kwargs)
         # Spawned workers do not inherit the process group: carry the rank along.
         return {**self.__dict__, "_place": distributed_rank_and_size()}
 
@@ -185,39 +184,3 @@ def from_generator(
         if not isinstance(flag, bool):
             raise TypeError(f"from_generator: {name} must be True or False, got {flag!r}")
     return GeneratorDataset(fn, args, kwargs, sharded=sharded, batched=batched)
-
-
-def describe(fn: Callable[..., Any]) -> str:
-    """A readable name for a user function, looking through functools.partial."""
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    return getattr(fn, "__qualname__", None) or repr(fn)
-
-
-def check_picklable(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """Raise a TypeError that says what to pass instead when fn or its arguments won't pickle."""
-    for what, value in (("fn", fn), ("args", args), ("kwargs", kwargs)):
-        try:
-            pickle.dumps(value)
-        except Exception as error:
-            raise TypeError(
-                f"from_generator: {what} of {describe(fn)} cannot be pickled for DataLoader "
-                f"workers started with 'spawn' or 'forkserver' ({error}); "
-                f"{_picklable_hint(fn) if what == 'fn' else f'pass {what} that pickle can copy'}"
-                ", or use multiprocessing_context='fork'"
-            ) from error
-
-
-def _picklable_hint(fn: Callable[..., Any]) -> str:
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    if getattr(fn, "__name__", "") == "<lambda>":
-        kind = "it is a lambda"
-    elif "<locals>" in getattr(fn, "__qualname__", ""):
-        kind = "it is a local function or closure"
-    else:
-        kind = "it holds state pickle cannot copy"
-    return (
-        f"{kind}; define it with def at module level (a functools.partial of such a "
-        "function is fine)"
-    )
