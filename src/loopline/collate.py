@@ -10,11 +10,12 @@ Mismatched samples fail with the sample index and the key path of the mismatch.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 
 class Padded(NamedTuple):
@@ -77,8 +78,19 @@ class Padded(NamedTuple):
         return candidates
 
 
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    pad_value: float
+    multiple: int | None
+    pad_keys: frozenset[Any]
+
+
 def pad_collate(
-    samples: Sequence[Any], *, pad_value: float = 0, pad_to_multiple_of: int | None = None
+    samples: Sequence[Any],
+    *,
+    pad_value: float = 0,
+    pad_to_multiple_of: int | None = None,
+    pad_keys: Collection[Any] = (),
 ) -> Any:
     """Batch samples of any nesting, padding tensors whose shapes differ.
 
@@ -91,6 +103,9 @@ def pad_collate(
         samples: a list of samples with the same structure.
         pad_value: the value written into padding.
         pad_to_multiple_of: round padded sizes up to a multiple of this (e.g. 8).
+        pad_keys: keys or field names whose tensors always come back as `Padded` (along
+            the first dimension at least), even in a batch where all lengths are equal,
+            so a model can rely on `.mask`.
 
     Returns:
         The batch, with the samples' structure.
@@ -113,16 +128,17 @@ def pad_collate(
         raise ValueError(f"pad_collate: expected a non-empty list of samples, got {samples!r}")
     if pad_to_multiple_of is not None and pad_to_multiple_of < 1:
         raise ValueError(f"pad_collate: pad_to_multiple_of must be >= 1, got {pad_to_multiple_of}")
-    return _collate(list(samples), (), pad_value, pad_to_multiple_of)
+    options = _Options(pad_value, pad_to_multiple_of, frozenset(pad_keys))
+    return _collate(list(samples), (), options)
 
 
-def _collate(
-    values: list[Any], path: tuple[Any, ...], pad_value: float, multiple: int | None
-) -> Any:
+def _collate(values: list[Any], path: tuple[Any, ...], options: _Options) -> Any:
     first = values[0]
     if isinstance(first, (torch.Tensor, np.ndarray)):
+        if all(type(value) is torch.Tensor for value in values):
+            return _stack_or_pad(values, path, options)
         tensors = [_as_tensor(value, i, path, first) for i, value in enumerate(values)]
-        return _stack_or_pad(tensors, path, pad_value, multiple)
+        return _stack_or_pad(tensors, path, options)
     if isinstance(first, (bool, int, float)):
         for i, value in enumerate(values):
             if not isinstance(value, (bool, int, float)):
@@ -137,23 +153,20 @@ def _collate(
                 _mismatch(i, path, "a mapping (as in sample 0)", type(value).__name__)
             if set(value) != set(keys):
                 missing, extra = set(keys) - set(value), set(value) - set(keys)
-                _mismatch(
-                    i,
-                    path,
-                    f"keys {sorted(map(str, keys))}",
-                    f"missing {sorted(map(str, missing))}, extra {sorted(map(str, extra))}",
+                found = ", ".join(
+                    f"{label} {sorted(map(str, names))}"
+                    for label, names in (("missing", missing), ("extra", extra))
+                    if names
                 )
-        return {
-            key: _collate([v[key] for v in values], (*path, key), pad_value, multiple)
-            for key in keys
-        }
+                _mismatch(i, path, f"keys {sorted(map(str, keys))}", found)
+        return {key: _collate([v[key] for v in values], (*path, key), options) for key in keys}
     if dataclasses.is_dataclass(first) and not isinstance(first, type):
         for i, value in enumerate(values):
             if type(value) is not type(first):
                 _mismatch(i, path, type(first).__name__, type(value).__name__)
         fields = {
             field.name: _collate(
-                [getattr(v, field.name) for v in values], (*path, field.name), pad_value, multiple
+                [getattr(v, field.name) for v in values], (*path, field.name), options
             )
             for field in dataclasses.fields(first)
         }
@@ -167,10 +180,7 @@ def _collate(
                     else type(value).__name__
                 )
                 _mismatch(i, path, f"{type(first).__name__} of length {len(first)}", found)
-        columns = [
-            _collate([v[j] for v in values], (*path, j), pad_value, multiple)
-            for j in range(len(first))
-        ]
+        columns = [_collate([v[j] for v in values], (*path, j), options) for j in range(len(first))]
         if hasattr(first, "_fields"):  # namedtuple
             return type(first)(*columns)
         return type(first)(columns) if isinstance(first, tuple) else columns
@@ -186,51 +196,58 @@ def _as_tensor(value: Any, i: int, path: tuple[Any, ...], first: Any) -> torch.T
     raise AssertionError  # unreachable: _mismatch raises
 
 
-def _stack_or_pad(
-    tensors: list[torch.Tensor], path: tuple[Any, ...], pad_value: float, multiple: int | None
-) -> Any:
+def _stack_or_pad(tensors: list[torch.Tensor], path: tuple[Any, ...], options: _Options) -> Any:
     first = tensors[0]
-    for i, tensor in enumerate(tensors):
-        if tensor.dim() != first.dim():
+    rank, dtype = first.dim(), first.dtype
+    # Shape bookkeeping in plain Python: tiny tensors here would cost more than the copy.
+    shapes = [tuple(tensor.shape) for tensor in tensors]
+    for i, (tensor, shape) in enumerate(zip(tensors, shapes, strict=True)):
+        if len(shape) != rank:
             _mismatch(
                 i,
                 path,
-                f"a tensor of rank {first.dim()} {tuple(first.shape)} (as in sample 0)",
-                f"rank {tensor.dim()} {tuple(tensor.shape)}",
+                f"a tensor of rank {rank} {tuple(first.shape)} (as in sample 0)",
+                f"rank {len(shape)} {shape}",
             )
-        if tensor.dtype != first.dtype:
-            _mismatch(i, path, f"dtype {first.dtype} (as in sample 0)", f"{tensor.dtype}")
-    shapes = torch.tensor([tensor.shape for tensor in tensors], dtype=torch.int64).reshape(
-        len(tensors), first.dim()
-    )
-    max_shape = shapes.max(dim=0).values if len(tensors) else shapes
-    padded_dims = [d for d in range(first.dim()) if bool((shapes[:, d] != max_shape[d]).any())]
+        if tensor.dtype != dtype:
+            _mismatch(i, path, f"dtype {dtype} (as in sample 0)", f"{tensor.dtype}")
+    sizes = [max(column) for column in zip(*shapes, strict=True)]
+    padded_dims = [d for d, size in enumerate(sizes) if any(s[d] != size for s in shapes)]
+    if not padded_dims and path and path[-1] in options.pad_keys and first.dim():
+        padded_dims = [0]  # all lengths equal this time, but the caller wants a mask
     if not padded_dims:
         return torch.stack(tensors)
-    sizes = max_shape.tolist()
-    for d in padded_dims:
-        if multiple is not None:
-            sizes[d] = -(-sizes[d] // multiple) * multiple
-    data = first.new_full((len(tensors), *sizes), pad_value)
+    if options.multiple is not None:
+        for d in padded_dims:
+            sizes[d] = -(-sizes[d] // options.multiple) * options.multiple
+    if padded_dims == [0]:
+        # The common case, a batch of sequences: torch's own kernels do the work.
+        lengths = torch.tensor([shape[0] for shape in shapes], device=first.device)
+        data = pad_sequence(tensors, batch_first=True, padding_value=options.pad_value)
+        if data.shape[1] < sizes[0]:  # rounded up to a multiple
+            rounded = data.new_full((len(tensors), *sizes), options.pad_value)
+            rounded[:, : data.shape[1]] = data
+            data = rounded
+        return Padded(data, torch.arange(sizes[0], device=first.device) < lengths[:, None], lengths)
+    data = first.new_full((len(tensors), *sizes), options.pad_value)
     for row, tensor in zip(data, tensors, strict=True):
         row[tuple(slice(0, size) for size in tensor.shape)] = tensor
-    lengths = shapes[:, padded_dims]
-    mask = _mask(lengths, padded_dims, sizes, first.device)
+    lengths = torch.tensor([[s[d] for d in padded_dims] for s in shapes], device=first.device)
+    mask = _mask(lengths, padded_dims, sizes)
     return Padded(data, mask, lengths.squeeze(1) if len(padded_dims) == 1 else lengths)
 
 
-def _mask(
-    lengths: torch.Tensor, padded_dims: list[int], sizes: list[int], device: torch.device
-) -> torch.Tensor:
+def _mask(lengths: torch.Tensor, padded_dims: list[int], sizes: list[int]) -> torch.Tensor:
     """Bool `[B, *]` true inside each sample's extent, 1-sized on unpadded dims."""
     rank = padded_dims[-1] + 1
-    mask = torch.ones((lengths.shape[0],) + (1,) * rank, dtype=torch.bool, device=device)
-    lengths = lengths.to(device)
+    mask: torch.Tensor | None = None
     for j, dim in enumerate(padded_dims):
+        inside = torch.arange(sizes[dim], device=lengths.device) < lengths[:, j, None]  # [B, size]
         shape = [lengths.shape[0]] + [1] * rank
         shape[dim + 1] = sizes[dim]
-        inside = torch.arange(sizes[dim], device=device) < lengths[:, j, None]  # [B, size]
-        mask = mask & inside.reshape(shape)
+        inside = inside.reshape(shape)
+        mask = inside if mask is None else mask & inside
+    assert mask is not None
     return mask
 
 
