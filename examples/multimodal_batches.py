@@ -1,7 +1,7 @@
 """How can I feed text and images together to models that I combine?
 
 Let each sample be a dict, `{"text": tokens [T_i], "image": [3, 32, 32], "label": int}`,
-and batch it with `collate_fn=loopline.pad_collate`: the text, whose length differs from
+and batch it with `loopline.pad_collate` (`pad_keys={"text"}`): the text, whose length differs from
 sample to sample, comes back as `Padded(data, mask, lengths)`; the images, all one shape,
 are stacked; the labels become a tensor. `loopline.BucketSampler` groups texts of similar
 length, so the padding stays small. A text encoder (embedding, masked mean) and an image
@@ -13,12 +13,17 @@ The data is generated in code; nothing is downloaded.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 import loopline
+
+# Text always comes back Padded, with its mask, even when a batch is equally long.
+COLLATE = functools.partial(loopline.pad_collate, pad_keys={"text"})
 
 SAMPLES = 320
 MIN_LEN, MAX_LEN = 4, 40
@@ -60,22 +65,13 @@ class TextImageDataset(Dataset):
 # ------------------------------------------------------------------------ the models
 
 
-def as_padded(tokens: loopline.Padded | torch.Tensor) -> loopline.Padded:
-    """pad_collate stacks a batch whose texts are equally long: give it a full mask."""
-    if isinstance(tokens, loopline.Padded):
-        return tokens
-    rows, length = tokens.shape
-    mask = torch.ones(rows, length, dtype=torch.bool)
-    return loopline.Padded(tokens, mask, torch.full((rows,), length))
-
-
 class TextEncoder(nn.Module):
     def __init__(self, vocab: int, dim: int) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab, dim)
 
-    def forward(self, text: loopline.Padded | torch.Tensor) -> torch.Tensor:
-        data, mask, lengths = as_padded(text)
+    def forward(self, text: loopline.Padded) -> torch.Tensor:
+        data, mask, lengths = text
         x = self.embed(data) * mask[..., None]  # x: [B, T, D], zero on padding
         return x.sum(dim=1) / lengths[:, None]  # [B, D], the mean over real tokens
 
@@ -131,9 +127,7 @@ def describe(batch: dict) -> None:
 def train() -> None:
     dataset = TextImageDataset(SAMPLES, SEED)
     sampler = loopline.BucketSampler(dataset.text_lengths, BATCH, seed=SEED)
-    loader = DataLoader(
-        dataset, batch_sampler=sampler, collate_fn=loopline.pad_collate, num_workers=2
-    )
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=COLLATE, num_workers=2)
     torch.manual_seed(SEED)
     model = TextImageClassifier()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
@@ -153,7 +147,7 @@ def missing_image() -> None:
     print("a sample without 'image':")
     samples = [TextImageDataset(4, SEED)[i] for i in range(4)]
     del samples[2]["image"]
-    loader = DataLoader(samples, batch_size=4, collate_fn=loopline.pad_collate)
+    loader = DataLoader(samples, batch_size=4, collate_fn=COLLATE)
     try:
         next(iter(loader))
     except ValueError as error:

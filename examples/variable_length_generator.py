@@ -15,6 +15,7 @@ module-level function, so it pickles under the spawn start method too.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from typing import NamedTuple
 
@@ -24,6 +25,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 import loopline
+
+# Text always comes back Padded, with its mask, even when a batch is equally long.
+COLLATE = functools.partial(loopline.pad_collate, pad_keys={"tokens"})
 
 SAMPLES = 480
 MAX_LEN = 48
@@ -83,15 +87,6 @@ def make_batches(num_batches: int, batch_size: int, max_len: int):
 # ------------------------------------------------------------------------- the model
 
 
-def as_padded(tokens: loopline.Padded | torch.Tensor) -> loopline.Padded:
-    """pad_collate stacks a batch whose rows are equally long: give it a full mask."""
-    if isinstance(tokens, loopline.Padded):
-        return tokens
-    rows, length = tokens.shape
-    mask = torch.ones(rows, length, dtype=torch.bool)
-    return loopline.Padded(tokens, mask, torch.full((rows,), length))
-
-
 class BagOfTokens(nn.Module):
     """Embedding, mean over the real tokens only, linear head."""
 
@@ -100,8 +95,8 @@ class BagOfTokens(nn.Module):
         self.embed = nn.Embedding(vocab, dim)
         self.head = nn.Linear(dim, classes)
 
-    def forward(self, tokens: loopline.Padded | torch.Tensor) -> torch.Tensor:
-        data, mask, lengths = as_padded(tokens)
+    def forward(self, tokens: loopline.Padded) -> torch.Tensor:
+        data, mask, lengths = tokens
         x = self.embed(data)  # x: [B, T, D]
         x = x * mask[..., None]  # padding positions contribute zero
         pooled = x.sum(dim=1) / lengths[:, None]  # pooled: [B, D]
@@ -111,11 +106,10 @@ class BagOfTokens(nn.Module):
 # ------------------------------------------------------------------------ the parts
 
 
-def efficiency(batches: list[loopline.Padded | torch.Tensor]) -> float:
+def efficiency(batches: list[loopline.Padded]) -> float:
     """Real elements over padded elements, summed over the batches."""
-    padded = [as_padded(tokens) for tokens in batches]
-    real = sum(int(p.lengths.sum()) for p in padded)
-    return real / sum(p.data.numel() for p in padded)
+    real = sum(int(p.lengths.sum()) for p in batches)
+    return real / sum(p.data.numel() for p in batches)
 
 
 def train_bucketed() -> list[loopline.Padded | torch.Tensor]:
@@ -129,7 +123,7 @@ def train_bucketed() -> list[loopline.Padded | torch.Tensor]:
         seed=SEED,
     )
     # The stage yields lists of samples, so the DataLoader must not batch again.
-    loader = DataLoader(stage, batch_size=None, collate_fn=loopline.pad_collate, num_workers=2)
+    loader = DataLoader(stage, batch_size=None, collate_fn=COLLATE, num_workers=2)
 
     torch.manual_seed(SEED)
     model = BagOfTokens(VOCAB, DIM)
@@ -162,7 +156,7 @@ def train_bucketed() -> list[loopline.Padded | torch.Tensor]:
 def plain_batches() -> list[loopline.Padded | torch.Tensor]:
     """Epoch 0's samples again, batched in arrival order, as a plain DataLoader does."""
     dataset = loopline.from_generator(make_samples, SAMPLES, MAX_LEN)
-    loader = DataLoader(dataset, batch_size=BATCH, collate_fn=loopline.pad_collate, num_workers=2)
+    loader = DataLoader(dataset, batch_size=BATCH, collate_fn=COLLATE, num_workers=2)
     return [batch.tokens for batch in loader]
 
 
