@@ -3,7 +3,7 @@
 #   make test    lint (ruff check + ruff format --check + mypy) then pytest
 #   make demo    run examples/streams_forever.py
 #   make lint    lint only
-#   make bench   run benchmarks/streams.py
+#   make bench   run every script in benchmarks/
 #   make clean   remove the venv, caches and build outputs
 #
 # The venv is created with --system-site-packages so a torch you already have (e.g. a CUDA
@@ -65,7 +65,7 @@ demo: $(STAMP)
 	$(PY) examples/streams_forever.py
 
 bench: $(STAMP)
-	$(PY) benchmarks/streams.py
+	for script in benchmarks/*.py; do $(PY) $$script || exit 1; done
 
 # Convenience: apply ruff's fixes and formatting.
 fmt: $(STAMP)
