@@ -310,3 +310,11 @@ def test_a_batched_generator_under_a_batching_loader_is_an_error():
     dataset = loopline.from_generator(count_up, 4, batched=True)
     with pytest.raises(ValueError, match=r"batch_size=2, which would stack 2 of them.*None"):
         loopline.forever(DataLoader(dataset, batch_size=2))
+
+
+@pytest.mark.parametrize("kind", ["map", "generator"])
+def test_after_the_last_epoch_the_loader_is_left_at_that_epoch(kind):
+    loader = MAKERS[kind]()
+    list(loopline.forever(loader, epochs=2))
+    settable = loader.sampler if kind == "map" else loader.dataset
+    assert settable.epoch == 1

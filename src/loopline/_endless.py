@@ -271,6 +271,7 @@ class IterableOrder:
         self.ended = [False] * self.workers
         self.epoch = start_epoch
         self._loader = loader
+        self._stop = stop
         self._waiting: list[deque[Tagged]] = [deque() for _ in range(self.workers)]
         endless = EndlessBatches(
             cast(IterableDataset, loader.dataset),
@@ -291,7 +292,8 @@ class IterableOrder:
                 self.epoch += 1
                 self.next_index = [0] * self.workers
                 self.ended = [False] * self.workers
-                announce_epoch(self._loader, self.epoch)
+                if self._stop is None or self.epoch < self._stop:
+                    announce_epoch(self._loader, self.epoch)
                 return EPOCH_END
             # A plain DataLoader serves workers round robin: batch j of every worker
             # before batch j+1 of any.

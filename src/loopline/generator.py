@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import IterableDataset
 
 from loopline._pickling import check_picklable, describe
-from loopline.shard import Shard, activated, detect_shard, distributed_rank_and_size
+from loopline.shard import Shard, activate, deactivate, detect_shard, distributed_rank_and_size
 
 
 class GeneratorFailed(RuntimeError):
@@ -92,20 +92,26 @@ class GeneratorDataset(IterableDataset):
         name = describe(self._fn)
         where = "its own sequence" if self.sharded else "the full sequence"
         position = 0
+        keep_all, count, index = self.sharded, shard.count, shard.index
         try:
-            with activated(shard):
+            token = activate(shard)
+            try:
                 source = self._fn(*self._args, **self._kwargs)
+            finally:
+                deactivate(token)
             if not isinstance(source, Iterable):
                 raise TypeError(f"{name}(...) returned {type(source).__name__}, not an iterable")
             source = iter(source)
             while True:
                 # The generator's body runs inside next(), so activate the shard there.
-                with activated(shard):
-                    try:
-                        item = next(source)
-                    except StopIteration:
-                        return
-                if self.sharded or shard.owns(position):
+                token = activate(shard)
+                try:
+                    item = next(source)
+                except StopIteration:
+                    return
+                finally:
+                    deactivate(token)
+                if keep_all or position % count == index:
                     yield item
                 position += 1
         except GeneratorFailed:

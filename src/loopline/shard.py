@@ -10,8 +10,6 @@ cheaply asks `current_shard()` and keeps the items whose position `i` has
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch.distributed as dist
@@ -125,11 +123,14 @@ def distributed_rank_and_size() -> tuple[int, int]:
     return _inherited[-1] if _inherited else (0, 1)
 
 
-@contextmanager
-def activated(shard: Shard) -> Iterator[None]:
-    """Make `current_shard()` return `shard` inside the block."""
-    token = _active.set(shard)
-    try:
-        yield
-    finally:
-        _active.reset(token)
+def activate(shard: Shard) -> contextvars.Token[Shard | None]:
+    """Make `current_shard()` return `shard` until `deactivate(token)`.
+
+    A plain pair rather than a context manager: it runs around every item a generator
+    yields, where a `@contextmanager` would cost several times the item itself.
+    """
+    return _active.set(shard)
+
+
+def deactivate(token: contextvars.Token[Shard | None]) -> None:
+    _active.reset(token)
