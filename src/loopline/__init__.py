@@ -2,7 +2,8 @@
 
 Streams that never stop (`forever`, `even`, `EpochSampler`), generator-backed
 datasets sharded across workers and ranks (`from_generator`, `current_shard`), and
-batches of variable-length data (`pad_collate`, `Padded`, `BucketSampler`, `bucket`).
+batches of variable-length data (`pad_collate`, `Padded`, `BucketSampler`, `bucket`),
+and feedback rollouts (`rollout`, `Rollout`, `converged`).
 """
 
 from loopline._endless import EmptyEpoch
@@ -12,6 +13,7 @@ from loopline.collate import Padded, pad_collate
 from loopline.distributed import Even, even
 from loopline.forever import Forever, NotResumable, forever
 from loopline.generator import GeneratorDataset, GeneratorFailed, from_generator
+from loopline.rollout import Rollout, RolloutDiverged, Trajectory, converged, rollout
 from loopline.sampler import EpochSampler
 from loopline.shard import Shard, current_shard
 
@@ -34,6 +36,12 @@ __all__ = [
     "Padded",
     "bucket",
     "pad_collate",
+    # feedback rollouts
+    "Rollout",
+    "RolloutDiverged",
+    "Trajectory",
+    "converged",
+    "rollout",
     # distributed
     "Even",
     "even",

@@ -1,0 +1,240 @@
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+import loopline
+
+
+def mlp(width=6):
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(width, 16), nn.Tanh(), nn.Linear(16, width)).eval()
+
+
+def reference(model, x, steps):
+    """The hand-written loop: x = model(x), outputs kept."""
+    outputs = []
+    with torch.no_grad():
+        for _ in range(steps):
+            x = model(x)
+            outputs.append(x)
+    return torch.stack(outputs)
+
+
+def test_mlp_rollout_equals_the_hand_written_loop_exactly():
+    model, x0 = mlp(), torch.randn(5, 6)
+    trajectory = loopline.rollout(model, x0, 40)
+    assert torch.equal(trajectory.outputs, reference(model, x0, 40))
+    assert torch.equal(trajectory.last, trajectory.outputs[-1])
+    assert trajectory.lengths.tolist() == [40] * 5
+    assert not trajectory.diverged.any()
+
+
+def test_lstm_threads_h_and_c_and_feeds_back_the_last_time_step():
+    torch.manual_seed(0)
+    lstm, head = nn.LSTM(4, 8, batch_first=True), nn.Linear(8, 4)
+
+    def model(x, state):  # x: [B, 1, 4]
+        out, state = lstm(x, state)  # out: [B, 1, 8]
+        return head(out[:, -1]), state  # [B, 4]
+
+    x0, h0 = torch.randn(3, 1, 4), (torch.zeros(1, 3, 8), torch.zeros(1, 3, 8))
+    trajectory = loopline.rollout(model, x0, 12, state=h0, feedback=lambda y: y[:, None, :])
+    x, state, expected = x0, h0, []
+    with torch.no_grad():
+        for _ in range(12):
+            out, state = lstm(x, state)
+            y = head(out[:, -1])
+            expected.append(y)
+            x = y[:, None, :]
+    assert torch.equal(trajectory.outputs, torch.stack(expected))
+    assert all(torch.equal(a, b) for a, b in zip(trajectory.state, state, strict=True))
+
+
+def test_gru_cell_state_is_threaded():
+    torch.manual_seed(1)
+    cell, head = nn.GRUCell(3, 5), nn.Linear(5, 3)
+
+    def model(x, h):
+        h = cell(x, h)
+        return head(h), h
+
+    x0, h0 = torch.randn(4, 3), torch.zeros(4, 5)
+    trajectory = loopline.rollout(model, x0, 9, state=h0)
+    x, h, expected = x0, h0, []
+    with torch.no_grad():
+        for _ in range(9):
+            h = cell(x, h)
+            x = head(h)
+            expected.append(x)
+    assert torch.equal(trajectory.outputs, torch.stack(expected))
+    assert torch.equal(trajectory.state, h)
+
+
+def test_forcing_is_fed_with_each_output():
+    torch.manual_seed(2)
+    model = nn.Linear(5, 3)
+    x0, forcing = torch.randn(2, 5), torch.randn(7, 2, 2)
+    trajectory = loopline.rollout(model, x0, 7, forcing=forcing)
+    x, expected = x0, []
+    with torch.no_grad():
+        for t in range(7):
+            y = model(x)
+            expected.append(y)
+            x = torch.cat([y, forcing[t]], dim=-1)
+    assert torch.equal(trajectory.outputs, torch.stack(expected))
+
+
+def test_a_short_forcing_is_an_error_not_padding():
+    with pytest.raises(ValueError, match=r"forcing has 3 steps but steps=5; .*never padded"):
+        loopline.rollout(nn.Linear(5, 3), torch.randn(2, 5), 5, forcing=torch.randn(3, 2, 2))
+
+
+@pytest.mark.parametrize("check_every", [1, 3, 16])
+def test_until_freezes_each_sample_at_its_own_step(check_every):
+    x0 = torch.tensor([[1.0], [5.0], [20.0]])
+    trajectory = loopline.rollout(
+        lambda x: x + 1, x0, 50, until=lambda y, x: y[:, 0] >= 10, check_every=check_every
+    )
+    # Per sample by hand: 1 -> 10 takes 9 steps, 5 -> 10 takes 5, 20 -> 21 takes 1.
+    assert trajectory.lengths.tolist() == [9, 5, 1]
+    assert trajectory.outputs.shape[0] >= 9
+    assert trajectory.last[:, 0].tolist() == [10.0, 10.0, 21.0]
+    assert trajectory.outputs[:9, 0, 0].tolist() == [float(v) for v in range(2, 11)]
+    assert trajectory.outputs[4:, 1, 0].eq(10.0).all()  # frozen after its 5th step
+
+
+def test_converged_stops_a_fixed_point_iteration():
+    trajectory = loopline.rollout(torch.cos, torch.ones(3, 1), 1000, until=loopline.converged())
+    assert (trajectory.lengths < 1000).all()
+    assert torch.allclose(trajectory.last, torch.full((3, 1), 0.7390851), atol=1e-5)
+
+
+def nan_at(step, sample):
+    def model(x):
+        y = x * 0.5
+        if model.calls == step:
+            y = y.clone()
+            y[sample] = float("nan")
+        model.calls += 1
+        return y
+
+    model.calls = 0
+    return model
+
+
+@pytest.mark.parametrize("check_every", [1, 4, 16])
+def test_a_planted_nan_raises_naming_the_first_step_and_sample(check_every):
+    with pytest.raises(loopline.RolloutDiverged, match=r"step 6 in samples \[2\]") as caught:
+        loopline.rollout(nan_at(6, 2), torch.ones(4, 3), 20, check_every=check_every)
+    assert (caught.value.step, caught.value.samples) == (6, [2])
+
+
+def test_stop_quarantines_the_diverged_sample_and_runs_the_others():
+    trajectory = loopline.rollout(nan_at(6, 2), torch.ones(4, 3), 20, on_nonfinite="stop")
+    assert trajectory.diverged.tolist() == [False, False, True, False]
+    assert trajectory.lengths.tolist() == [20, 20, 6, 20]
+    expected = reference(lambda x: x * 0.5, torch.ones(4, 3), 20)
+    healthy = [0, 1, 3]
+    assert torch.equal(trajectory.outputs[:, healthy], expected[:, healthy])
+    # The diverged sample repeats its last finite output.
+    assert torch.equal(trajectory.outputs[6:, 2], expected[5, 2].expand(14, 3))
+
+
+def test_ignore_lets_nan_through():
+    trajectory = loopline.rollout(nan_at(2, 0), torch.ones(2, 1), 4, on_nonfinite="ignore")
+    assert torch.isnan(trajectory.outputs[2:, 0]).all()
+
+
+def test_lstm_tuple_output_without_state_is_a_clear_error():
+    lstm = nn.LSTM(4, 4, batch_first=True)
+    with pytest.raises(ValueError, match=r"returned a tuple of 2 at step 0 .*pass state="):
+        loopline.rollout(lstm, torch.randn(2, 1, 4), 3)
+
+
+def test_feedback_that_cannot_feed_the_model_is_caught_at_step_0():
+    model = nn.Linear(10, 5)
+    with pytest.raises(
+        ValueError,
+        match=r"feedback produced \(2, 5\) float32 but the model took "
+        r"\(2, 10\) float32 at step 0",
+    ):
+        loopline.rollout(model, torch.randn(2, 10), 3)
+
+
+def test_until_of_the_wrong_shape_is_an_error():
+    with pytest.raises(ValueError, match=r"until\(y, x\) must be a bool tensor of shape \(2,\)"):
+        loopline.rollout(lambda x: x, torch.ones(2, 1), 3, until=lambda y, x: y > 0)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"steps": 0}, "steps must be an int >= 1"),
+        ({"on_nonfinite": "warn"}, "on_nonfinite must be"),
+        ({"keep": "some"}, "keep must be 'all' or 'last'"),
+        ({"check_every": 0}, "check_every must be an int >= 1"),
+    ],
+)
+def test_bad_options_are_errors(options, message):
+    kwargs = {"steps": 3, **options}
+    with pytest.raises(ValueError, match=message):
+        loopline.rollout(lambda x: x, torch.ones(2, 1), **kwargs)
+
+
+def test_keep_last_holds_no_outputs_but_the_same_last():
+    model, x0 = mlp(), torch.randn(3, 6)
+    trajectory = loopline.rollout(model, x0, 30, keep="last")
+    assert trajectory.outputs is None
+    assert torch.equal(trajectory.last, reference(model, x0, 30)[-1])
+
+
+def test_callback_sees_every_step():
+    seen = []
+    loopline.rollout(
+        lambda x: x + 1, torch.zeros(1, 1), 4, callback=lambda t, y: seen.append((t, y.item()))
+    )
+    assert seen == [(0, 1.0), (1, 2.0), (2, 3.0), (3, 4.0)]
+
+
+def test_the_iterator_form_yields_steps_lazily_and_ends_with_the_same_trajectory():
+    model, x0 = mlp(), torch.randn(2, 6)
+    lazy = loopline.Rollout(model, x0, 5)
+    steps = [(t, y.clone()) for t, y in lazy]
+    assert [t for t, _ in steps] == [0, 1, 2, 3, 4]
+    assert torch.equal(torch.stack([y for _, y in steps]), reference(model, x0, 5))
+    assert torch.equal(lazy.trajectory().outputs, reference(model, x0, 5))
+    assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+
+
+def test_runs_in_inference_mode_for_an_eval_model_and_keeps_the_graph_in_training():
+    model, x0 = mlp(), torch.randn(2, 6)
+    assert loopline.rollout(model, x0, 3).outputs.is_inference()
+    model.train()
+    trajectory = loopline.rollout(model, x0, 3)
+    assert trajectory.outputs.requires_grad
+    trajectory.outputs.sum().backward()
+    assert model[0].weight.grad is not None
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    batch=st.integers(1, 5),
+    steps=st.integers(1, 30),
+    start=st.lists(st.integers(0, 20), min_size=5, max_size=5),
+    check_every=st.integers(1, 8),
+)
+def test_per_sample_until_matches_running_each_sample_alone(batch, steps, start, check_every):
+    x0 = torch.tensor(start[:batch], dtype=torch.float32)[:, None]
+
+    def until(y, x):
+        return y[:, 0] >= 15
+
+    together = loopline.rollout(lambda x: x + 2, x0, steps, until=until, check_every=check_every)
+    for b in range(batch):
+        alone = loopline.rollout(lambda x: x + 2, x0[b : b + 1], steps, until=until)
+        length = int(alone.lengths[0])
+        assert int(together.lengths[b]) == length
+        assert torch.equal(together.outputs[:length, b], alone.outputs[:length, 0])
+        assert torch.equal(together.last[b], alone.last[0])
