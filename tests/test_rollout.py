@@ -238,3 +238,11 @@ def test_per_sample_until_matches_running_each_sample_alone(batch, steps, start,
         assert int(together.lengths[b]) == length
         assert torch.equal(together.outputs[:length, b], alone.outputs[:length, 0])
         assert torch.equal(together.last[b], alone.last[0])
+
+
+@pytest.mark.slow
+def test_compiled_rollout_matches_the_eager_one():
+    model, x0 = mlp(), torch.randn(3, 6)
+    eager = loopline.rollout(model, x0, 20)
+    fast = loopline.rollout(model, x0, 20, compile=True)
+    torch.testing.assert_close(fast.outputs, eager.outputs, rtol=1e-5, atol=1e-6)
