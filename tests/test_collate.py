@@ -284,3 +284,8 @@ def test_pad_keys_give_padded_even_when_all_lengths_are_equal():
     assert batch["text"].lengths.tolist() == [3, 3] and bool(batch["text"].mask.all())
     assert isinstance(batch["image"], torch.Tensor)
     assert isinstance(loopline.pad_collate(samples)["text"], torch.Tensor)
+
+
+def test_unpad_slices_the_padded_dimension_even_when_it_is_not_the_first():
+    samples = [torch.ones(2, 1), torch.ones(2, 3)]
+    assert [tuple(t.shape) for t in loopline.pad_collate(samples).unpad()] == [(2, 1), (2, 3)]

@@ -51,11 +51,10 @@ class Padded(NamedTuple):
 
     def unpad(self) -> list[torch.Tensor]:
         """The samples as they were before padding."""
-        if self.lengths.dim() == 1:
-            return [row[:size] for row, size in zip(self.data, self.lengths.tolist(), strict=True)]
+        lengths = self.lengths[:, None] if self.lengths.dim() == 1 else self.lengths
         dims = self._padded_dims()
         samples = []
-        for row, sizes in zip(self.data, self.lengths.tolist(), strict=True):
+        for row, sizes in zip(self.data, lengths.tolist(), strict=True):
             index = [slice(None)] * row.dim()
             for dim, size in zip(dims, sizes, strict=True):
                 index[dim] = slice(0, size)
@@ -70,7 +69,7 @@ class Padded(NamedTuple):
             for d in range(self.mask.dim() - 1)
             if self.mask.shape[d + 1] == self.data.shape[d + 1]
         ]
-        wanted = self.lengths.shape[-1]
+        wanted = 1 if self.lengths.dim() == 1 else self.lengths.shape[-1]
         if len(candidates) > wanted:
             candidates = sorted(
                 sorted(candidates, key=lambda d: self.data.shape[d + 1] == 1)[:wanted]
