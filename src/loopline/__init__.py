@@ -3,7 +3,8 @@
 Streams that never stop (`forever`, `even`, `EpochSampler`), generator-backed
 datasets sharded across workers and ranks (`from_generator`, `current_shard`), and
 batches of variable-length data (`pad_collate`, `Padded`, `BucketSampler`, `bucket`),
-and feedback rollouts (`rollout`, `Rollout`, `converged`).
+feedback rollouts (`rollout`, `Rollout`, `converged`) and their horizon metrics
+(`horizon_error`, `valid_time`, `plot_horizon`).
 """
 
 from loopline._endless import EmptyEpoch
@@ -13,6 +14,7 @@ from loopline.collate import Padded, pad_collate
 from loopline.distributed import Even, even
 from loopline.forever import Forever, NotResumable, forever
 from loopline.generator import GeneratorDataset, GeneratorFailed, from_generator
+from loopline.metrics import StepMetric, horizon_error, plot_horizon, valid_time
 from loopline.rollout import Rollout, RolloutDiverged, Trajectory, converged, rollout
 from loopline.sampler import EpochSampler
 from loopline.shard import Shard, current_shard
@@ -42,6 +44,11 @@ __all__ = [
     "Trajectory",
     "converged",
     "rollout",
+    # horizon metrics
+    "StepMetric",
+    "horizon_error",
+    "plot_horizon",
+    "valid_time",
     # distributed
     "Even",
     "even",
