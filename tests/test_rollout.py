@@ -246,3 +246,16 @@ def test_compiled_rollout_matches_the_eager_one():
     eager = loopline.rollout(model, x0, 20)
     fast = loopline.rollout(model, x0, 20, compile=True)
     torch.testing.assert_close(fast.outputs, eager.outputs, rtol=1e-5, atol=1e-6)
+
+
+def test_gradients_through_a_training_rollout_equal_the_hand_loop():
+    model, x0 = mlp().train(), torch.randn(2, 6)
+    loopline.rollout(model, x0, 5).outputs.pow(2).sum().backward()
+    got = model[0].weight.grad.clone()
+    model.zero_grad()
+    x, outputs = x0, []
+    for _ in range(5):
+        x = model(x)
+        outputs.append(x)
+    torch.stack(outputs).pow(2).sum().backward()
+    assert torch.equal(got, model[0].weight.grad)

@@ -159,7 +159,7 @@ class Rollout:
                 if self.keep == "all":
                     self.outputs.append(y)
                 if guard and y.is_floating_point():
-                    total = total + y.sum()
+                    total = total + y.detach().sum()  # a flag, not part of any graph
                 if self.callback is not None:
                     self.callback(t, y)
             yield t, y
