@@ -4,9 +4,11 @@ Streams that never stop (`forever`, `even`, `EpochSampler`), generator-backed
 datasets sharded across workers and ranks (`from_generator`, `current_shard`), and
 batches of variable-length data (`pad_collate`, `Padded`, `BucketSampler`, `bucket`),
 feedback rollouts (`rollout`, `Rollout`, `converged`) and their horizon metrics
-(`horizon_error`, `valid_time`, `plot_horizon`).
+(`horizon_error`, `valid_time`, `plot_horizon`), and training through them
+(`unroll`, `unroll_windows`, `pushforward`, `scheduled_sampling`).
 """
 
+from loopline import schedules
 from loopline._endless import EmptyEpoch
 from loopline.bucket import Bucketer, bucket
 from loopline.bucket_sampler import BucketSampler
@@ -18,6 +20,8 @@ from loopline.metrics import StepMetric, horizon_error, plot_horizon, valid_time
 from loopline.rollout import Rollout, RolloutDiverged, Trajectory, converged, rollout
 from loopline.sampler import EpochSampler
 from loopline.shard import Shard, current_shard
+from loopline.teacher import ScheduledSampling, Teacher, scheduled_sampling
+from loopline.unroll import Unrolled, pushforward, unroll, unroll_windows
 
 __all__ = [
     # generator-backed datasets
@@ -49,6 +53,15 @@ __all__ = [
     "horizon_error",
     "plot_horizon",
     "valid_time",
+    # training with feedback
+    "ScheduledSampling",
+    "Teacher",
+    "Unrolled",
+    "pushforward",
+    "schedules",
+    "scheduled_sampling",
+    "unroll",
+    "unroll_windows",
     # distributed
     "Even",
     "even",
