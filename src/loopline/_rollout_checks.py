@@ -125,6 +125,16 @@ def first_nonfinite(recent: Iterable[torch.Tensor]) -> tuple[int, list[int]] | N
     return None
 
 
+def identity(y: torch.Tensor) -> torch.Tensor:
+    """The default feedback: the output is the next input."""
+    return y
+
+
+def concat_forcing(y: torch.Tensor, forcing: torch.Tensor) -> torch.Tensor:
+    """The default feedback with forcing: output and exogenous input side by side."""
+    return torch.cat([y, forcing], dim=-1)
+
+
 def _dtype(tensor: torch.Tensor) -> str:
     return str(tensor.dtype).removeprefix("torch.")
 

@@ -27,8 +27,10 @@ from loopline._rollout_checks import (
     check_fed_back,
     check_forcing,
     check_options,
+    concat_forcing,
     first_nonfinite,
     freeze_state,
+    identity,
     split_output,
 )
 
@@ -93,7 +95,7 @@ class Rollout:
         check_forcing(forcing, steps, x0)
         self.model, self.x0, self.steps = model, x0, steps
         self._step_model = compiled(model) if compile else model
-        default: Callable[..., torch.Tensor] = _concat if forcing is not None else _identity
+        default: Callable[..., torch.Tensor] = concat_forcing if forcing is not None else identity
         self.feedback: Callable[..., torch.Tensor] = feedback or default
         self.forcing, self.until, self.on_nonfinite = forcing, until, on_nonfinite
         self.keep, self.callback, self.check_every = keep, callback, check_every
@@ -229,14 +231,6 @@ def _cloned(value: Any) -> Any:
     if isinstance(value, tuple):
         return type(value)(_cloned(item) for item in value)
     return value
-
-
-def _identity(y: torch.Tensor) -> torch.Tensor:
-    return y
-
-
-def _concat(y: torch.Tensor, forcing: torch.Tensor) -> torch.Tensor:
-    return torch.cat([y, forcing], dim=-1)
 
 
 def _rows(flags: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import torch
 
-from loopline._rollout_checks import check_fed_back, split_output
+from loopline._rollout_checks import check_fed_back, concat_forcing, identity, split_output
 from loopline.teacher import Teacher
 
 Grad = Literal["full", "detach"] | int
@@ -101,7 +101,7 @@ def unroll(
     """
     steps = _check(targets, steps, grad, delay, x0, forcing, teacher)
     pending = list(x0) if delay > 1 else [x0]  # the inputs of the next `delay` steps
-    default: Callable[..., torch.Tensor] = _concat if forcing is not None else _identity
+    default: Callable[..., torch.Tensor] = concat_forcing if forcing is not None else identity
     fed = feedback or default
     draw = teacher.start() if teacher is not None else None
     outputs, losses = [], []
@@ -220,7 +220,7 @@ def pushforward(
             f"pushforward: targets has {len(targets)} steps but max_unroll={max_unroll} "
             f"needs {max_unroll + 1}"
         )
-    fed = feedback or _identity
+    fed = feedback or identity
     k = int(torch.randint(0, max_unroll + 1, (), generator=generator))
     x = x0
     with torch.no_grad():
@@ -288,11 +288,3 @@ def _weighted_mean(
     if w.shape != (steps,):
         raise ValueError(f"unroll: weights must have shape ({steps},), got {tuple(w.shape)}")
     return (w * step_losses).sum() / w.sum()
-
-
-def _identity(y: torch.Tensor) -> torch.Tensor:
-    return y
-
-
-def _concat(y: torch.Tensor, forcing: torch.Tensor) -> torch.Tensor:
-    return torch.cat([y, forcing], dim=-1)
