@@ -5,11 +5,11 @@ batch `x0: [B, ...]`, threading recurrent state when given. Every sample is its 
 trajectory: a sample that meets `until` or goes non-finite is frozen (its later outputs
 repeat its last one) while the others run on.
 
-Host synchronisation: done and non-finite flags live on the device. Per step the loop
-adds one reduction (`y.sum()` into a running total, which stays non-finite once any
-element was) and reads it, like the done flags, only every `check_every` steps; only when
-it fires are the kept outputs searched for the exact step and samples. So on a GPU the
-loop runs at the model's pace, and errors still name the first bad step.
+Host synchronisation: done flags live on the device, and the loop reads them, and one
+sum over the outputs since the last read (non-finite as soon as any element was), only
+every `check_every` steps; only when that sum fires are the kept outputs searched for the
+exact step and samples. So on a GPU the loop runs at the model's pace, and errors still
+name the first bad step.
 """
 
 from __future__ import annotations
@@ -125,7 +125,6 @@ class Rollout:
         tracking = self.until is not None or self.on_nonfinite == "stop"
         frozen = torch.zeros(batch, dtype=torch.bool, device=x.device)
         guard = self.on_nonfinite == "raise"
-        total = torch.zeros((), device=x.device)  # non-finite once any output was
         recent: deque[torch.Tensor] = deque(maxlen=self.check_every)
         last: torch.Tensor | None = None
         ran = 0
@@ -160,15 +159,12 @@ class Rollout:
                 recent.append(y)
                 if self.keep == "all":
                     self.outputs.append(y)
-                if guard and y.is_floating_point():
-                    total = total + y.detach().sum()  # a flag, not part of any graph
                 if self.callback is not None:
                     self.callback(t, y)
             yield t, y
             if (t + 1) % self.check_every == 0 or t + 1 == self.steps:
-                if guard and not bool(torch.isfinite(total)):
-                    self._locate(t, recent)
-                    total = torch.zeros((), device=x.device)  # an overflow, not a NaN
+                if guard and y.is_floating_point() and not _all_finite(recent):
+                    self._locate(t, recent)  # raises, unless the sum merely overflowed
                 if self.until is not None and bool(frozen.all()):
                     break
             if t + 1 < self.steps:
@@ -236,6 +232,13 @@ def _cloned(value: Any) -> Any:
 def _rows(flags: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """`[B]` flags shaped to broadcast over `like: [B, ...]`."""
     return flags.reshape(flags.shape + (1,) * (like.dim() - 1))
+
+
+def _all_finite(recent: deque[torch.Tensor]) -> bool:
+    """One reduction over the steps since the last check: NaN or Inf anywhere makes the
+    sum non-finite (a false alarm from overflow is ruled out by `_locate`)."""
+    with torch.no_grad():
+        return bool(torch.isfinite(torch.stack(tuple(recent)).sum()))
 
 
 def _grad_context(model: Any, x0: torch.Tensor) -> contextlib.AbstractContextManager[Any]:
