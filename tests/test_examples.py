@@ -15,6 +15,13 @@ KEY_LINES = {
     "generator_dataloader.py": ["each sample once: True", "new order each epoch: True"],
     "multimodal_batches.py": ["text padded, images stacked: True", "missing image named: True"],
     "variable_length_generator.py": ["each sample once: True", "bucketing pads less: True"],
+    "output_as_training_input.py": [
+        "first net gradients unchanged by second loss: True",
+        "second net receives gradients: True",
+        "detach().requires_grad_(True) reaches the first net: False",
+        "unroll equals the hand-written loop: True",
+        "delay=2 equals the hand-written loop: True",
+    ],
 }
 
 
