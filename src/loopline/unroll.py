@@ -5,7 +5,8 @@ with the gradient's path through the fed-back outputs chosen explicitly:
 
 - `grad="full"`: backpropagation through the whole rollout;
 - `grad="detach"`: every fed-back input (and state) is detached, so each step's loss
-  trains that step alone;
+  trains that step alone (the graph of every step still lives until `backward()`: for
+  memory that stays flat, use `unroll_windows`);
 - `grad=k`: the path is cut every k steps (truncated backpropagation through time).
 
 The usual hand-written answer, `output.detach().requires_grad_(True)`, makes a new leaf
@@ -105,6 +106,7 @@ def unroll(
     fed = feedback or default
     draw = teacher.start() if teacher is not None else None
     outputs, losses = [], []
+    truths = targets[:steps].unbind(0)  # one view per step, made once
     for t in range(steps):
         x = pending.pop(0)
         if t > 0 and _cut(grad, t):
@@ -114,7 +116,7 @@ def unroll(
         y, state = split_output(
             model(x) if state is None else model(x, state), state is not None, t
         )
-        loss = loss_fn(y, targets[t])
+        loss = loss_fn(y, truths[t])
         if t == 0 and loss.dim() != 0:
             raise ValueError(
                 f"unroll: loss_fn returned a tensor of shape {tuple(loss.shape)} at step 0; it "
@@ -123,7 +125,7 @@ def unroll(
         outputs.append(y)
         losses.append(loss)
         # The output fed d steps later: the model's own, or the truth where the teacher says.
-        back = y if draw is None else draw(y, targets[t], t)
+        back = y if draw is None else draw(y, truths[t], t)
         nxt = fed(back) if forcing is None else fed(back, forcing[t])
         if t == 0:
             check_fed_back(nxt, x)
