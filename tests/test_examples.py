@@ -15,6 +15,14 @@ KEY_LINES = {
     "generator_dataloader.py": ["each sample once: True", "new order each epoch: True"],
     "multimodal_batches.py": ["text padded, images stacked: True", "missing image named: True"],
     "variable_length_generator.py": ["each sample once: True", "bucketing pads less: True"],
+    "feedback_rollouts.py": [
+        "plain recursion matches the hand loop: True",
+        "lstm state threaded: True",
+        "bare lstm refused: True",
+        "per-sample stopping: True",
+        "nan sample flagged: True",
+    ],
+    "fixed_point.py": ["fixed points found: True"],
     "output_as_training_input.py": [
         "first net gradients unchanged by second loss: True",
         "second net receives gradients: True",
