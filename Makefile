@@ -65,7 +65,7 @@ demo: $(STAMP)
 	$(PY) examples/streams_forever.py
 
 bench: $(STAMP)
-	for script in benchmarks/*.py; do $(PY) $$script || exit 1; done
+	for script in benchmarks/[!_]*.py; do $(PY) $$script || exit 1; done
 
 # Convenience: apply ruff's fixes and formatting.
 fmt: $(STAMP)

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from _report import table
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import BatchSampler, RandomSampler
 
@@ -57,11 +58,6 @@ def cycling(collate: Callable[[Any], Any], pool: list[Any]) -> Callable[[], Any]
     """A call that collates the next batch of `pool`, round and round."""
     batches = itertools.cycle(pool)
     return lambda: collate(next(batches))
-
-
-def table(headers: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    return "\n".join(lines + ["| " + " | ".join(map(str, row)) + " |" for row in rows])
 
 
 def plain_pad(seqs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _report import table
 from torch import nn
 
 import loopline
@@ -158,11 +159,6 @@ def ratio(times: dict[str, list[float]], name: str, base: str = "hand") -> float
 
 def cell(times: dict[str, list[float]], name: str, base: str = "hand") -> str:
     return f"{statistics.median(times[name]):.1f} ({ratio(times, name, base):.2f}x)"
-
-
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
 def main() -> None:

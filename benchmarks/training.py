@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from _report import table
 from torch import nn
 
 import loopline
@@ -169,11 +170,6 @@ def timed(steps: dict[str, Step], horizon: int, rounds: int) -> dict[str, float]
 
 MEMORY_STEPS = (hand_step, unroll_step, detach_step, windows_step)
 WINDOWS = f"unroll_windows(window={WINDOW})"
-
-
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
 def main() -> None:
