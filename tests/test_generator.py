@@ -208,3 +208,9 @@ def test_batched_generator_is_sharded_batch_by_batch():
     loader = DataLoader(dataset, batch_size=None, num_workers=2)
     batches = [batch.tolist() for batch in loader]
     assert sorted(batches) == [list(range(s, min(s + 4, 20))) for s in range(0, 20, 4)]
+
+
+def test_a_shard_owns_every_count_th_position_from_its_index():
+    shards_of_three = [shard_of(0, 1, worker, 3) for worker in range(3)]
+    owners = [[s.index for s in shards_of_three if s.owns(p)] for p in range(7)]
+    assert owners == [[0], [1], [2], [0], [1], [2], [0]]
