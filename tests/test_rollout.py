@@ -111,6 +111,13 @@ def test_converged_stops_a_fixed_point_iteration():
     assert torch.allclose(trajectory.last, torch.full((3, 1), 0.7390851), atol=1e-5)
 
 
+def test_converged_compares_integer_states_too():
+    halve = lambda x: x // 2  # noqa: E731  (reaches the fixed point 0)
+    trajectory = loopline.rollout(halve, torch.tensor([[8], [3]]), 10, until=loopline.converged())
+    assert trajectory.lengths.tolist() == [5, 3]
+    assert trajectory.last.flatten().tolist() == [0, 0]
+
+
 def nan_at(step, sample):
     def model(x):
         y = x * 0.5
@@ -125,10 +132,22 @@ def nan_at(step, sample):
 
 
 @pytest.mark.parametrize("check_every", [1, 4, 16])
-def test_a_planted_nan_raises_naming_the_first_step_and_sample(check_every):
+@pytest.mark.parametrize("keep", ["all", "last"])
+@pytest.mark.parametrize("grad", [False, True], ids=["inference", "graph kept"])
+def test_a_planted_nan_raises_naming_the_first_step_and_sample(check_every, keep, grad):
+    # The guard keeps the recent outputs three ways: written into one preallocated tensor
+    # (inference, keep all), stacked per check (graph kept), or held for the check only.
+    x0 = torch.ones(4, 3, requires_grad=grad)
     with pytest.raises(loopline.RolloutDiverged, match=r"step 6 in samples \[2\]") as caught:
-        loopline.rollout(nan_at(6, 2), torch.ones(4, 3), 20, check_every=check_every)
+        loopline.rollout(nan_at(6, 2), x0, 20, check_every=check_every, keep=keep)
     assert (caught.value.step, caught.value.samples) == (6, [2])
+
+
+def test_a_sum_that_merely_overflows_is_not_a_divergence():
+    # float16 tops out at 65504: sixteen outputs of 60000 sum to inf, yet all are finite.
+    x0 = torch.full((2, 3), 60000.0, dtype=torch.float16)
+    trajectory = loopline.rollout(lambda x: x.clone(), x0, 40)
+    assert torch.equal(trajectory.outputs, x0.expand(40, 2, 3))
 
 
 def test_stop_quarantines_the_diverged_sample_and_runs_the_others():

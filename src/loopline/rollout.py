@@ -15,7 +15,6 @@ name the first bad step.
 from __future__ import annotations
 
 import contextlib
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -33,6 +32,8 @@ from loopline._rollout_checks import (
     identity,
     split_output,
 )
+from loopline._rollout_modes import compiled, grad_context, wants_grad
+from loopline._rollout_store import Outputs
 
 
 class RolloutDiverged(RuntimeError):
@@ -100,7 +101,6 @@ class Rollout:
         self.forcing, self.until, self.on_nonfinite = forcing, until, on_nonfinite
         self.keep, self.callback, self.check_every = keep, callback, check_every
         self.state = state
-        self.outputs: list[torch.Tensor] = []
         batch = x0.shape[0]
         self.lengths = torch.zeros(batch, dtype=torch.int64, device=x0.device)
         self.diverged = torch.zeros(batch, dtype=torch.bool, device=x0.device)
@@ -109,82 +109,108 @@ class Rollout:
     def __iter__(self) -> Iterator[tuple[int, torch.Tensor]]:
         # Lazily, the grad mode is set per step, so the caller's code between steps runs
         # in its own mode.
-        return self._steps(lambda: _grad_context(self.model, self.x0))
+        return self._steps(lambda: grad_context(self.model, self.x0))
 
     def run(self) -> Trajectory:
         """Run every step at once and return the `Trajectory`."""
-        with _grad_context(self.model, self.x0):
-            for _ in self._steps(contextlib.nullcontext):
+        with grad_context(self.model, self.x0):
+            null = contextlib.nullcontext()  # one, entered every step: run sets the mode once
+            for _ in self._steps(lambda: null):
                 pass
             return self.trajectory()
 
     def _steps(
         self, step_mode: Callable[[], contextlib.AbstractContextManager[Any]]
     ) -> Iterator[tuple[int, torch.Tensor]]:
+        # Locals, not attributes, in the loop: the Python around a small model is the cost.
+        call, feed, forcing, until = self._step_model, self.feedback, self.forcing, self.until
+        callback, check_every, steps = self.callback, self.check_every, self.steps
         x, state, batch = self.x0, self.state, self.x0.shape[0]
-        tracking = self.until is not None or self.on_nonfinite == "stop"
+        stateful, stop = state is not None, self.on_nonfinite == "stop"
+        tracking = until is not None or stop
         frozen = torch.zeros(batch, dtype=torch.bool, device=x.device)
-        guard = self.on_nonfinite == "raise"
-        recent: deque[torch.Tensor] = deque(maxlen=self.check_every)
-        last: torch.Tensor | None = None
+        kept = self.kept = Outputs(
+            steps,
+            keep_all=self.keep == "all",
+            guard=self.on_nonfinite == "raise",
+            preallocate=not tracking and not wants_grad(self.model, self.x0),
+        )
+        y: torch.Tensor | None = None
         ran = 0
-        for t in range(self.steps):
+        for t in range(steps):
             ran = t + 1
             with step_mode():
-                # y: [B, ...], the model's prediction from x: [B, ...]
-                y, new_state = split_output(self._call(x, state), state is not None, t)
+                if y is not None:
+                    # x: [B, ...], the previous output fed back (with forcing[t - 1])
+                    x = feed(y) if forcing is None else feed(y, forcing[t - 1])
+                    if t == 1:
+                        check_fed_back(x, self.x0)
+                # y: [B, ...], the model's prediction from x
+                out = call(x, state) if stateful else call(x)
                 if t == 0:
-                    check_batch(y, batch)
+                    y_t, new_state = split_output(out, stateful, t)
+                    check_batch(y_t, batch)
+                    kept.guard = kept.guard and y_t.is_floating_point()
+                    stop = stop and y_t.is_floating_point()
+                elif stateful:
+                    y_t, new_state = out
+                else:
+                    y_t, new_state = out, None
                 if tracking:
-                    took = ~frozen  # samples still running at this step
-                    if last is not None:
-                        # Done samples repeat their last output; their state stops too.
-                        y = torch.where(_rows(frozen, y), last, y)
-                        new_state = freeze_state(frozen, state, new_state, batch)
-                    if self.on_nonfinite == "stop" and y.is_floating_point():
-                        bad = ~torch.isfinite(y).flatten(1).all(1) & took
-                        if last is not None:
-                            y = torch.where(_rows(bad, y), last, y)
-                        self.diverged |= bad
-                        frozen = frozen | bad
-                        took = took & ~bad
-                    if self.until is not None:
-                        done = self.until(y, x)
-                        if t == 0:
-                            check_batch(done, batch, what="until(y, x)", bool_vector=True)
-                        frozen = frozen | done
-                    # A sample's length counts the steps it took, its last one included.
-                    self.lengths += took.long()
-                state, last = new_state, y
-                recent.append(y)
-                if self.keep == "all":
-                    self.outputs.append(y)
-                if self.callback is not None:
-                    self.callback(t, y)
+                    y_t, new_state, frozen = self._track(
+                        t, x, y, y_t, state, new_state, frozen, stop
+                    )
+                state, y = new_state, y_t
+                if kept.collecting:
+                    kept.add(y)
+                if callback is not None:
+                    callback(t, y)
             yield t, y
-            if (t + 1) % self.check_every == 0 or t + 1 == self.steps:
-                if guard and y.is_floating_point() and not _all_finite(recent):
-                    self._locate(t, recent)  # raises, unless the sum merely overflowed
-                if self.until is not None and bool(frozen.all()):
+            if (t + 1) % check_every == 0 or t + 1 == steps:
+                if kept.guard:
+                    finite, recent = kept.finite()
+                    if not finite:
+                        self._locate(t, recent)  # raises, unless the sum merely overflowed
+                if until is not None and bool(frozen.all()):
                     break
-            if t + 1 < self.steps:
-                with step_mode():
-                    x = self._feed(y, x, t)
         if not tracking:
             self.lengths += ran
-        self.state, self.last = state, last
+        self.state, self.last = state, y
 
-    def _call(self, x: torch.Tensor, state: Any) -> Any:
-        return self._step_model(x) if state is None else self._step_model(x, state)
+    def _track(
+        self,
+        t: int,
+        x: torch.Tensor,
+        last: torch.Tensor | None,
+        y: torch.Tensor,
+        state: Any,
+        new_state: Any,
+        frozen: torch.Tensor,
+        stop: bool,
+    ) -> tuple[torch.Tensor, Any, torch.Tensor]:
+        """Freeze done and diverged samples at step t; returns (y, new_state, frozen)."""
+        took = ~frozen  # samples still running at this step
+        if last is not None:
+            # Done samples repeat their last output; their state stops too.
+            y = torch.where(_rows(frozen, y), last, y)
+            new_state = freeze_state(frozen, state, new_state, y.shape[0])
+        if stop:
+            bad = ~torch.isfinite(y).flatten(1).all(1) & took
+            if last is not None:
+                y = torch.where(_rows(bad, y), last, y)
+            self.diverged |= bad
+            frozen = frozen | bad
+            took = took & ~bad
+        if self.until is not None:
+            done = self.until(y, x)
+            if t == 0:
+                check_batch(done, y.shape[0], what="until(y, x)", bool_vector=True)
+            frozen = frozen | done
+        # A sample's length counts the steps it took, its last one included.
+        self.lengths += took.long()
+        return y, new_state, frozen
 
-    def _feed(self, y: torch.Tensor, x: torch.Tensor, t: int) -> torch.Tensor:
-        # x: [B, ...], the next input
-        nxt = self.feedback(y) if self.forcing is None else self.feedback(y, self.forcing[t])
-        if t == 0:
-            check_fed_back(nxt, x)
-        return nxt
-
-    def _locate(self, t: int, recent: deque[torch.Tensor]) -> None:
+    def _locate(self, t: int, recent: torch.Tensor) -> None:
         found = first_nonfinite(recent)
         if found is None:
             return
@@ -202,7 +228,7 @@ class Rollout:
         if self.last is None:
             raise RuntimeError("Rollout.trajectory(): iterate the rollout first")
         return Trajectory(
-            torch.stack(self.outputs) if self.keep == "all" else None,
+            self.kept.stacked_outputs() if self.keep == "all" else None,
             self.last,
             self.lengths,
             self.diverged,
@@ -210,44 +236,9 @@ class Rollout:
         )
 
 
-def compiled(model: Callable[..., Any]) -> Callable[..., Any]:
-    """The model compiled for replay, returning outputs that later replays leave alone."""
-    fast = torch.compile(model, mode="reduce-overhead")
-
-    def step(*args: Any) -> Any:
-        torch.compiler.cudagraph_mark_step_begin()
-        return _cloned(fast(*args))
-
-    return step
-
-
-def _cloned(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.clone()
-    if isinstance(value, tuple):
-        return type(value)(_cloned(item) for item in value)
-    return value
-
-
 def _rows(flags: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """`[B]` flags shaped to broadcast over `like: [B, ...]`."""
     return flags.reshape(flags.shape + (1,) * (like.dim() - 1))
-
-
-def _all_finite(recent: deque[torch.Tensor]) -> bool:
-    """One reduction over the steps since the last check: NaN or Inf anywhere makes the
-    sum non-finite (a false alarm from overflow is ruled out by `_locate`)."""
-    with torch.no_grad():
-        return bool(torch.isfinite(torch.stack(tuple(recent)).sum()))
-
-
-def _grad_context(model: Any, x0: torch.Tensor) -> contextlib.AbstractContextManager[Any]:
-    """inference_mode unless gradients are wanted: grad mode on, and a model in training
-    mode or an x0 that requires grad."""
-    wanted = torch.is_grad_enabled() and (
-        bool(getattr(model, "training", False)) or x0.requires_grad
-    )
-    return torch.enable_grad() if wanted else torch.inference_mode()
 
 
 def rollout(
@@ -338,8 +329,12 @@ def converged(
     """
 
     def is_done(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        # The worst element per sample, compared once: fewer ops than an elementwise <=.
-        excess = ((y - x).abs() - rtol * x.abs()).flatten(1).amax(1)  # [B]
-        return excess <= atol
+        # The worst element per sample, compared once, in place and with sub's alpha: a
+        # third of the time of the plain expression on a [64, 64] batch on CPU.
+        if not y.is_floating_point():  # integer states: compare in float64
+            y, x = y.double(), x.double()
+        with torch.no_grad():
+            excess = (y - x).abs_().sub_(x.abs(), alpha=rtol)  # |y - x| - rtol * |x|
+            return excess.flatten(1).amax(1) <= atol  # [B]
 
     return is_done
