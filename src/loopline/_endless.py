@@ -30,7 +30,17 @@ EPOCH_END = object()  # returned by an order when the current epoch has no batch
 
 
 class EmptyEpoch(RuntimeError):
-    """A loader produced no batch in an epoch, which would make `forever` spin."""
+    """A loader produced no batch in an epoch, which would make `forever` spin.
+
+    Example:
+        >>> import loopline
+        >>> from torch.utils.data import DataLoader
+        >>> try:
+        ...     next(loopline.forever(DataLoader([])))
+        ... except loopline.EmptyEpoch as error:
+        ...     print(type(error).__name__)
+        EmptyEpoch
+    """
 
 
 def announce_epoch(source: Any, epoch: int) -> None:

@@ -39,6 +39,16 @@ class Bucketer(IterableDataset):
     Attributes:
         source, length, batch_size, buffer_size, seed, drop_last: as given to `bucket`.
         epoch: the epoch the next `iter()` runs (see `set_epoch`).
+
+    Example:
+        >>> import loopline
+        >>> words = ["a", "bbb", "cc", "dddd", "e", "ff"]
+        >>> stage = loopline.bucket(words, length=len, batch_size=2, buffer_size=6, seed=0)
+        >>> [sorted(map(len, batch)) for batch in stage]  # similar lengths together
+        [[3, 4], [1, 1], [2, 2]]
+        >>> stage.set_epoch(2)  # another epoch, another order of the batches
+        >>> [sorted(map(len, batch)) for batch in stage]
+        [[3, 4], [2, 2], [1, 1]]
     """
 
     def __init__(

@@ -28,6 +28,15 @@ class Padded(NamedTuple):
             against `data` (a sequence `[T_i, D]` gets a mask `[B, T]`).
         lengths: int64 per-sample sizes along the padded dimensions, `[B]` for one padded
             dimension, `[B, k]` for k.
+
+    Example:
+        >>> import torch, loopline
+        >>> batch = loopline.pad_collate([torch.tensor([1, 2, 3]), torch.tensor([4])])
+        >>> data, mask, lengths = batch
+        >>> data.tolist(), mask.tolist(), lengths.tolist()
+        ([[1, 2, 3], [4, 0, 0]], [[True, True, True], [True, False, False]], [3, 1])
+        >>> [sample.tolist() for sample in batch.unpad()]
+        [[1, 2, 3], [4]]
     """
 
     data: torch.Tensor

@@ -38,6 +38,13 @@ class Even:
 
     Iterate it directly for one epoch, or wrap it in `loopline.forever(...)`, which keeps
     the epochs even and the workers busy across epoch boundaries.
+
+    Example:
+        >>> import torch, loopline
+        >>> loader = torch.utils.data.DataLoader(range(5), batch_size=2)
+        >>> stream = loopline.forever(loopline.even(loader), epochs=2)
+        >>> [batch.tolist() for batch in stream]  # one rank: every batch, every epoch
+        [[0, 1], [2, 3], [4], [0, 1], [2, 3], [4]]
     """
 
     def __init__(self, loader: Iterable[Any]) -> None:

@@ -37,7 +37,20 @@ INNER = "inner"
 
 
 class NotResumable(TypeError):
-    """The loader's position cannot be restored exactly."""
+    """The loader's position cannot be restored exactly.
+
+    Raised by `state_dict()`, so a run learns it at its first checkpoint, not at resume.
+
+    Example:
+        >>> import loopline
+        >>> from torch.utils.data import DataLoader
+        >>> shuffled = DataLoader(list(range(5)), batch_size=2, shuffle=True)
+        >>> try:
+        ...     loopline.forever(shuffled).state_dict()
+        ... except loopline.NotResumable as error:
+        ...     print(str(error)[:55])
+        forever: the DataLoader's sampler RandomSampler does no
+    """
 
 
 class Forever(Iterator[Any]):
@@ -46,6 +59,16 @@ class Forever(Iterator[Any]):
     Attributes:
         epoch: the epoch of the last batch returned (the starting epoch before any).
         step: the number of batches returned since the start (restored on resume).
+
+    Example:
+        >>> import loopline, torch
+        >>> loader = torch.utils.data.DataLoader(range(5), batch_size=2)
+        >>> stream = loopline.forever(loader)
+        >>> [next(stream).tolist() for _ in range(4)]
+        [[0, 1], [2, 3], [4], [0, 1]]
+        >>> stream.epoch, stream.step, sorted(stream.state_dict())
+        (1, 4, ['epoch', 'kind', 'position', 'step'])
+        >>> stream.close()
     """
 
     def __init__(self, loader: Iterable[Any], *, epochs: int | None = None) -> None:
@@ -175,8 +198,9 @@ class Forever(Iterator[Any]):
             assert isinstance(source, DataLoader)
             sampler = index_sampler(source)
             if not is_replayable(sampler):
+                inner = getattr(sampler, "sampler", sampler)  # inside a BatchSampler
                 raise NotResumable(
-                    f"forever: the DataLoader's sampler {type(sampler).__name__} does not "
+                    f"forever: the DataLoader's sampler {type(inner).__name__} does not "
                     "give the same order when an epoch is replayed (RandomSampler draws a new "
                     "one), so its position cannot be restored exactly; pass "
                     "sampler=loopline.EpochSampler(dataset, seed=...) instead of shuffle=True"

@@ -25,7 +25,21 @@ from loopline.shard import Shard, activate, deactivate, detect_shard, distribute
 
 
 class GeneratorFailed(RuntimeError):
-    """An exception raised inside a `from_generator` function, with where it happened."""
+    """An exception raised inside a `from_generator` function, with where it happened.
+
+    The original exception is its `__cause__`.
+
+    Example:
+        >>> import loopline
+        >>> def broken():
+        ...     yield 1
+        ...     raise KeyError("no such file")
+        >>> try:
+        ...     list(loopline.from_generator(broken))
+        ... except loopline.GeneratorFailed as error:
+        ...     print(error)  # doctest: +ELLIPSIS
+        from_generator: broken raised KeyError: 'no such file' at sample 1 of the full ...
+    """
 
 
 class GeneratorDataset(IterableDataset):
@@ -34,6 +48,14 @@ class GeneratorDataset(IterableDataset):
     Build it with `loopline.from_generator`. Attributes: `sharded` (the function produces
     only its own shard), `seed` (the base seed reported by `current_shard()`, the same on
     every shard, workers included), `epoch` (see `set_epoch`).
+
+    Example:
+        >>> import loopline
+        >>> def count(n):
+        ...     yield from range(n)
+        >>> dataset = loopline.from_generator(count, 3)
+        >>> list(dataset), list(dataset)  # a fresh generator for every iter()
+        ([0, 1, 2], [0, 1, 2])
     """
 
     # Its sequence is a function of (seed, epoch) as long as fn's is, so forever() may

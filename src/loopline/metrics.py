@@ -22,7 +22,16 @@ BUILTIN_METRICS = ("rmse", "mae", "nrmse")
 
 
 class StepMetric(Protocol):
-    """`metric(y, target)`: `y` and `target` are one step `[B, ...]`; returns the error `[B]`."""
+    """`metric(y, target)`: `y` and `target` are one step `[B, ...]`; returns the error `[B]`.
+
+    Example:
+        >>> import torch, loopline
+        >>> def worst(y, target):  # the largest absolute error of each sample
+        ...     return (y - target).abs().flatten(1).amax(1)
+        >>> outputs, truth = torch.tensor([[[1.0, -3.0]], [[0.0, 0.5]]]), torch.zeros(2, 1, 2)
+        >>> loopline.horizon_error(outputs, truth, worst)
+        tensor([3.0000, 0.5000])
+    """
 
     def __call__(self, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor: ...
 

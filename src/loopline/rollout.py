@@ -37,7 +37,17 @@ from loopline._rollout_store import Outputs
 
 
 class RolloutDiverged(RuntimeError):
-    """A rollout produced NaN or Inf; `step` and `samples` say where it first happened."""
+    """A rollout produced NaN or Inf; `step` and `samples` say where it first happened.
+
+    Example:
+        >>> import torch, loopline
+        >>> blow_up = lambda x: x * torch.tensor([[1.0], [1e30]])
+        >>> try:
+        ...     loopline.rollout(blow_up, torch.ones(2, 1), 10)
+        ... except loopline.RolloutDiverged as error:
+        ...     print(error.step, error.samples)
+        1 [1]
+    """
 
     def __init__(self, message: str, step: int = -1, samples: list[int] | None = None) -> None:
         super().__init__(message)
@@ -55,6 +65,15 @@ class Trajectory:
         lengths: `[B]` int64, the steps each sample took before it was done or diverged.
         diverged: `[B]` bool, samples stopped for a non-finite output.
         state: the final recurrent state (None without state).
+
+    Example:
+        >>> import torch, loopline
+        >>> reached_3 = lambda y, x: y[:, 0] >= 3
+        >>> t = loopline.rollout(lambda x: x + 1, torch.tensor([[0.0], [1.0]]), 5, until=reached_3)
+        >>> t.outputs[:, :, 0].tolist()  # a done sample repeats its last output
+        [[1.0, 2.0], [2.0, 3.0], [3.0, 3.0], [3.0, 3.0], [3.0, 3.0]]
+        >>> t.lengths.tolist(), t.last.flatten().tolist(), t.diverged.tolist()
+        ([3, 2], [3.0, 3.0], [False, False])
     """
 
     outputs: torch.Tensor | None
@@ -74,6 +93,14 @@ class Rollout:
     `Trajectory` that `rollout` would have returned (with `keep="all"`). Flags are read
     every `check_every` steps, so up to `check_every - 1` frozen steps may be yielded
     after every sample is done, and up to as many steps before `RolloutDiverged`.
+
+    Example:
+        >>> import torch, loopline
+        >>> steps = loopline.Rollout(lambda x: x * 2, torch.ones(1, 1), 3)
+        >>> [(t, y.item()) for t, y in steps]
+        [(0, 2.0), (1, 4.0), (2, 8.0)]
+        >>> steps.trajectory().outputs.flatten().tolist()
+        [2.0, 4.0, 8.0]
     """
 
     def __init__(

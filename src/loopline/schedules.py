@@ -3,6 +3,12 @@
 Each function returns the probability, at training step `step`, of feeding the ground
 truth rather than the model's own output. Start near 1 (teacher forcing) and decay
 towards 0 (free running) as the model improves.
+
+Example:
+    >>> from loopline import schedules
+    >>> p = schedules.inverse_sigmoid(k=10)
+    >>> [round(p(step), 2) for step in (0, 20, 40, 60)]
+    [0.91, 0.58, 0.15, 0.02]
 """
 
 from __future__ import annotations

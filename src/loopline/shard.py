@@ -29,6 +29,12 @@ class Shard:
         num_workers: DataLoader workers per rank (1 in the main process).
         epoch: the epoch the dataset was set to with `set_epoch`.
         seed: the dataset's base seed, the same on every shard.
+
+    Example:
+        >>> import loopline
+        >>> s = loopline.Shard(index=3, count=4, rank=1, world_size=2, worker=1, num_workers=2)
+        >>> [i for i in range(10) if s.owns(i)]  # every count-th item from its index
+        [3, 7]
     """
 
     index: int = 0

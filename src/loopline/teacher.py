@@ -19,7 +19,19 @@ STEP = "step"  # key of ScheduledSampling's state dict
 
 
 class Teacher(Protocol):
-    """Once per training step, returns `draw(y, truth, t) -> the output fed back`."""
+    """Once per training step, returns `draw(y, truth, t) -> the output fed back`.
+
+    Example:
+        >>> import torch, loopline
+        >>> class EveryOther:  # the truth on even rollout steps, the output on odd ones
+        ...     def start(self):
+        ...         return lambda y, truth, t: truth if t % 2 == 0 else y
+        >>> model = torch.nn.Linear(1, 1)
+        >>> out = loopline.unroll(model, torch.ones(2, 1), torch.zeros(4, 2, 1),
+        ...                       loss_fn=torch.nn.MSELoss(), teacher=EveryOther())
+        >>> out.step_losses.shape
+        torch.Size([4])
+    """
 
     def start(self) -> Draw: ...
 
@@ -32,6 +44,18 @@ class ScheduledSampling:
         seed: with the training step, fixes every draw.
         step: training steps so far; `start()` advances it (checkpoint it via
             `state_dict()`).
+
+    Example:
+        >>> import torch, loopline
+        >>> teacher = loopline.ScheduledSampling(loopline.schedules.linear(1.0, 0.0, steps=2))
+        >>> y, truth = torch.zeros(3, 1), torch.ones(3, 1)
+        >>> teacher.start()(y, truth, 0).flatten().tolist()  # training step 0: p = 1
+        [1.0, 1.0, 1.0]
+        >>> _ = teacher.start()  # training step 1: p = 0.5
+        >>> teacher.start()(y, truth, 0).flatten().tolist()  # training step 2: p = 0
+        [0.0, 0.0, 0.0]
+        >>> teacher.state_dict()
+        {'step': 3}
     """
 
     def __init__(self, p: float | Callable[[int], float], *, seed: int = 0) -> None:

@@ -38,6 +38,16 @@ class Unrolled:
         state: the final recurrent state (None without state).
         carry: the input(s) the next step would take, `[B, ...]` (or `[d, B, ...]` with
             `delay=d`), detached: where `unroll_windows` goes on from.
+
+    Example:
+        >>> import torch, loopline
+        >>> double = lambda x: 2 * x
+        >>> out = loopline.unroll(double, torch.ones(1, 1), torch.zeros(3, 1, 1),
+        ...                       loss_fn=torch.nn.functional.mse_loss)
+        >>> out.outputs.flatten().tolist(), out.step_losses.tolist(), out.loss.item()
+        ([2.0, 4.0, 8.0], [4.0, 16.0, 64.0], 28.0)
+        >>> out.carry.flatten().tolist()  # what step 3 would take
+        [8.0]
     """
 
     loss: torch.Tensor
