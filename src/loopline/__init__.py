@@ -4,8 +4,9 @@ Streams that never stop (`forever`, `even`, `EpochSampler`), generator-backed
 datasets sharded across workers and ranks (`from_generator`, `current_shard`), and
 batches of variable-length data (`pad_collate`, `Padded`, `BucketSampler`, `bucket`),
 feedback rollouts (`rollout`, `Rollout`, `converged`) and their horizon metrics
-(`horizon_error`, `valid_time`, `plot_horizon`), and training through them
-(`unroll`, `unroll_windows`, `pushforward`, `scheduled_sampling`).
+(`horizon_error`, `valid_time`, `plot_horizon`), training through them
+(`unroll`, `unroll_windows`, `pushforward`, `scheduled_sampling`), and models combined
+over a dict batch, every edge checked before a run (`Graph`, `Node`, `Concat`, `Spec`).
 """
 
 from loopline import schedules
@@ -16,10 +17,12 @@ from loopline.collate import Padded, pad_collate
 from loopline.distributed import Even, even
 from loopline.forever import Forever, NotResumable, forever
 from loopline.generator import GeneratorDataset, GeneratorFailed, from_generator
+from loopline.graph import Concat, Graph, GraphError, Node
 from loopline.metrics import StepMetric, horizon_error, plot_horizon, valid_time
 from loopline.rollout import Rollout, RolloutDiverged, Trajectory, converged, rollout
 from loopline.sampler import EpochSampler
 from loopline.shard import Shard, current_shard
+from loopline.spec import Spec
 from loopline.teacher import ScheduledSampling, Teacher, scheduled_sampling
 from loopline.unroll import Unrolled, pushforward, unroll, unroll_windows
 
@@ -62,6 +65,12 @@ __all__ = [
     "scheduled_sampling",
     "unroll",
     "unroll_windows",
+    # model composition
+    "Concat",
+    "Graph",
+    "GraphError",
+    "Node",
+    "Spec",
     # distributed
     "Even",
     "even",

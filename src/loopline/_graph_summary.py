@@ -1,0 +1,57 @@
+"""The table `Graph.summary()` prints: nodes in execution order, what flows between them.
+
+Output shapes are known only after `Graph.check()`; before it, the column says so. Nodes
+that ran on real tensors during the check (their module could not run on meta) are
+marked, with the reason, so a slow or memory-hungry check is explained.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from loopline._graph_check import Report
+    from loopline.graph import Graph
+
+
+def summarize(graph: Graph, report: Report | None) -> str:
+    """The summary table of `graph`, with shapes from `report` when it has been checked."""
+    inputs = ", ".join(
+        key if spec is None else f"{key} {spec}" for key, spec in graph.inputs.items()
+    )
+    rows = [["node", "reads", "writes", "output", "params", "trainable"]]
+    for node in graph.order:
+        module = graph.nodes[node.name]
+        params = list(module.parameters())
+        trained = sum(p.requires_grad for p in params)
+        trainable = "-" if not params else "yes" if trained == len(params) else "no"
+        trainable = "partly" if 0 < trained < len(params) else trainable
+        output = "?" if report is None else report.outputs[node.name]
+        if report is not None and node.name in report.fallbacks:
+            output += " *"
+        reads = ", ".join(("detached " if key in node.detach else "") + key for key in node.reads)
+        count = f"{sum(p.numel() for p in params):,}"
+        rows.append([node.name, reads or "-", node.output, output, count, trainable])
+    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
+    lines = [f"Graph({inputs} -> {', '.join(graph.outputs)})"]
+    for row in rows:
+        cells = [
+            cell.rjust(w) if c == 4 else cell.ljust(w)
+            for c, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  " + "  ".join(cells).rstrip())
+    total = sum(p.numel() for p in graph.parameters())
+    trainable_total = sum(p.numel() for p in graph.parameters() if p.requires_grad)
+    lines.append(f"  {total:,} parameters ({trainable_total:,} trainable)")
+    lines.extend(_footer(report))
+    return "\n".join(lines)
+
+
+def _footer(report: Report | None) -> list[str]:
+    if report is None:
+        return ["  not checked: graph.check() runs it once on meta tensors"]
+    sizes = f" ({report.sizes})" if report.sizes else ""
+    lines = [f"  checked on meta tensors from {report.source}{sizes}"]
+    for name, why in report.fallbacks.items():
+        lines.append(f"  * {name!r} ran on real tensors instead, as on meta: {why}")
+    return lines
