@@ -3,27 +3,19 @@
 A DataLoader stalls at every epoch boundary because its workers run dry: the sampler
 ends, the prefetch queue drains, and the next epoch starts from an empty pipeline. To
 keep workers busy across the boundary, `forever` rebuilds the loader once with the same
-settings but an endless source, and finds the boundaries itself:
-
-- map-style datasets: an endless batch sampler chains the epochs of the original
-  sampler and records how many batches each epoch had, so the consumer knows where the
-  boundary falls in the ordered output;
-- iterable datasets: each worker batches its own shard epoch after epoch and tags every
-  batch with (epoch, worker, index) plus an end-of-epoch marker; the consumer restores
-  the order a plain DataLoader would give (round robin over workers, i.e. sorted by
-  (index, worker)).
-
-Both remember positions as plain integers, which is what makes exact resume possible.
+settings but an endless source, and finds the boundaries itself: `_endless_map` for
+map-style datasets, `_endless_iterable` for iterable ones, `GenericOrder` here for any
+other iterable. Each is an "order": `next_batch()` gives a batch or `EPOCH_END`, and
+positions are plain integers, which is what makes exact resume possible. This module
+holds what they share.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from itertools import count, islice
-from typing import Any, NamedTuple, cast
+from collections.abc import Iterable, Iterator
+from typing import Any
 
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader
 from torch.utils.data.sampler import BatchSampler, SequentialSampler
 
 EPOCH_END = object()  # returned by an order when the current epoch has no batch left
@@ -104,106 +96,6 @@ def rebuild(loader: DataLoader, **changes: Any) -> DataLoader:
     return DataLoader(dataset, **settings)
 
 
-# ---------------------------------------------------------------- map-style datasets
-
-
-class EndlessSampler:
-    """Chains the epochs of a (batch) sampler, noting the epoch of every batch it hands out."""
-
-    def __init__(self, loader: DataLoader, start_epoch: int, skip: int, stop_epoch: int | None):
-        self.loader = loader
-        self.start_epoch = start_epoch
-        self.skip = skip
-        self.stop_epoch = stop_epoch
-        # The DataLoader returns batches in the order it drew their indices (in_order), so
-        # the consumer pops one epoch number per batch it receives.
-        self.epochs_handed_out: deque[int] = deque()
-
-    def __iter__(self) -> Iterator[Any]:
-        inner = index_sampler(self.loader)
-        epochs = (
-            count(self.start_epoch)
-            if self.stop_epoch is None
-            else range(self.start_epoch, self.stop_epoch)
-        )
-        for epoch in epochs:
-            announce_epoch(self.loader, epoch)
-            skip = self.skip if epoch == self.start_epoch else 0
-            size = skip
-            for indices in islice(inner, skip, None):
-                size += 1
-                self.epochs_handed_out.append(epoch)
-                yield indices
-            if size == 0:
-                raise EmptyEpoch(
-                    f"forever: epoch {epoch} of the DataLoader produced no batch (its "
-                    f"sampler {type(inner).__name__} is empty{_drop_last_hint(self.loader)}); "
-                    "iterating it forever would spin without end"
-                )
-
-
-def _drop_last_hint(loader: DataLoader) -> str:
-    return ", or drop_last=True dropped its only partial batch" if loader.drop_last else ""
-
-
-class MapOrder:
-    """Ordered batches of an endless map-style loader, split into epochs."""
-
-    kind = "map"
-
-    def __init__(self, loader: DataLoader, start_epoch: int, position: int, stop: int | None):
-        self.sampler = EndlessSampler(loader, start_epoch, position, stop)
-        if loader.batch_sampler is not None:
-            endless = rebuild(loader, batch_sampler=self.sampler, collate_fn=loader.collate_fn)
-        else:
-            endless = rebuild(
-                loader, batch_size=None, sampler=self.sampler, collate_fn=loader.collate_fn
-            )
-        self.epoch = start_epoch
-        self.position = position
-        self._batches = iter(endless)
-        self._held: tuple[int, Any] | None = None  # a next-epoch batch, kept for later
-
-    def next_batch(self) -> Any:
-        if self._held is None:
-            batch = next(self._batches, EPOCH_END)
-            if batch is EPOCH_END:  # epochs ran out (stop_epoch)
-                self.epoch, self.position = self.epoch + 1, 0
-                return EPOCH_END
-            self._held = (self.sampler.epochs_handed_out.popleft(), batch)
-        epoch, batch = self._held
-        if epoch != self.epoch:
-            self.epoch, self.position = epoch, 0
-            return EPOCH_END
-        self._held = None
-        self.position += 1
-        return batch
-
-    def position_state(self) -> Any:
-        return self.position
-
-    def close(self) -> None:
-        shut_down(self._batches)
-
-
-# ----------------------------------------------------------------- iterable datasets
-
-
-class Tagged(NamedTuple):
-    """A batch with the place it came from (a NamedTuple so pin_memory recurses into it)."""
-
-    epoch: int
-    worker: int
-    number: int  # the batch's number within its worker's epoch
-    batch: Any
-    end: bool
-
-
-def keep(item: Any) -> Any:
-    """Identity collate: batches are already collated inside the workers."""
-    return item
-
-
 def epoch_items(dataset: Iterable[Any], epoch: int) -> Iterator[Any]:
     """The items of `epoch` from this worker's copy of `dataset`."""
     iter_epoch = getattr(dataset, "iter_epoch", None)
@@ -213,130 +105,6 @@ def epoch_items(dataset: Iterable[Any], epoch: int) -> Iterator[Any]:
     if callable(getattr(dataset, "set_epoch", None)):
         dataset.set_epoch(epoch)  # type: ignore[attr-defined]
     return iter(dataset)
-
-
-def batched(items: Iterator[Any], size: int | None, drop_last: bool) -> Iterator[list[Any]]:
-    """Lists of `size` consecutive items (single items when size is None)."""
-    if size is None:
-        for item in items:
-            yield [item]
-        return
-    while chunk := list(islice(items, size)):
-        if len(chunk) < size and drop_last:
-            return
-        yield chunk
-
-
-class EndlessBatches(IterableDataset):
-    """Runs inside each worker: batches its shard, epoch after epoch, tagged."""
-
-    def __init__(
-        self,
-        dataset: IterableDataset,
-        batch_size: int | None,
-        drop_last: bool,
-        collate_fn: Callable[[Any], Any],
-        start_epoch: int,
-        skips: list[int],
-        stop_epoch: int | None,
-    ):
-        self.dataset = dataset
-        self.batch_size = batch_size
-        self.drop_last = drop_last
-        self.collate_fn = collate_fn
-        self.start_epoch = start_epoch
-        self.skips = skips
-        self.stop_epoch = stop_epoch
-
-    def __iter__(self) -> Iterator[Tagged]:
-        info = get_worker_info()
-        worker = info.id if info is not None else 0
-        epochs = (
-            count(self.start_epoch)
-            if self.stop_epoch is None
-            else range(self.start_epoch, self.stop_epoch)
-        )
-        for epoch in epochs:
-            skip = self.skips[worker] if epoch == self.start_epoch else 0
-            chunks = batched(epoch_items(self.dataset, epoch), self.batch_size, self.drop_last)
-            index = skip
-            # Skipped batches are drawn but never collated: resuming replays the generator.
-            for chunk in islice(chunks, skip, None):
-                batch = self.collate_fn(chunk if self.batch_size is not None else chunk[0])
-                yield Tagged(epoch, worker, index, batch, False)
-                index += 1
-            yield Tagged(epoch, worker, index, None, True)
-
-
-class IterableOrder:
-    """Ordered batches of an endless iterable-style loader, split into epochs."""
-
-    kind = "iterable"
-
-    def __init__(
-        self, loader: DataLoader, start_epoch: int, position: list[int] | None, stop: int | None
-    ):
-        self.workers = max(1, loader.num_workers)
-        self.next_index = list(position) if position is not None else [0] * self.workers
-        self.ended = [False] * self.workers
-        self.epoch = start_epoch
-        self._loader = loader
-        self._stop = stop
-        self._waiting: list[deque[Tagged]] = [deque() for _ in range(self.workers)]
-        endless = EndlessBatches(
-            cast(IterableDataset, loader.dataset),
-            loader.batch_size,
-            loader.drop_last,
-            loader.collate_fn,
-            start_epoch,
-            list(self.next_index),
-            stop,
-        )
-        announce_epoch(loader, start_epoch)
-        self._tagged = iter(rebuild(loader, dataset=endless, batch_size=None, collate_fn=keep))
-
-    def next_batch(self) -> Any:
-        while True:
-            active = [w for w in range(self.workers) if not self.ended[w]]
-            if not active:
-                self.epoch += 1
-                self.next_index = [0] * self.workers
-                self.ended = [False] * self.workers
-                if self._stop is None or self.epoch < self._stop:
-                    announce_epoch(self._loader, self.epoch)
-                return EPOCH_END
-            # A plain DataLoader serves workers round robin: batch j of every worker
-            # before batch j+1 of any.
-            worker = min(active, key=lambda w: (self.next_index[w], w))
-            item = self._take(worker)
-            if item.end:
-                self.ended[worker] = True
-                continue
-            self.next_index[worker] += 1
-            return item.batch
-
-    def _take(self, worker: int) -> Tagged:
-        waiting = self._waiting[worker]
-        while not waiting:
-            item = next(self._tagged)
-            self._waiting[item.worker].append(item)
-        item = waiting.popleft()
-        if (item.epoch, item.number) != (self.epoch, self.next_index[worker]):
-            raise RuntimeError(
-                f"forever: internal order error, expected epoch {self.epoch} batch "
-                f"{self.next_index[worker]} of worker {worker}, got epoch {item.epoch} "
-                f"batch {item.number}"
-            )
-        return item
-
-    def position_state(self) -> Any:
-        return list(self.next_index)
-
-    def close(self) -> None:
-        shut_down(self._tagged)
-
-
-# ---------------------------------------------------------- any other iterable
 
 
 class GenericOrder:

@@ -17,15 +17,9 @@ from typing import Any
 
 from torch.utils.data import DataLoader, IterableDataset
 
-from loopline._endless import (
-    EPOCH_END,
-    EmptyEpoch,
-    GenericOrder,
-    IterableOrder,
-    MapOrder,
-    index_sampler,
-    is_replayable,
-)
+from loopline._endless import EPOCH_END, EmptyEpoch, GenericOrder, index_sampler, is_replayable
+from loopline._endless_iterable import IterableOrder
+from loopline._endless_map import MapOrder
 from loopline.distributed import Even, all_ranks_agree
 
 # Keys of the state dict.
