@@ -159,12 +159,13 @@ def test_describe_names_synthetic_sizes_and_nests():
 
 def test_synthesize_gives_each_symbol_its_own_prime_and_reuses_it():
     sizes: dict[str, int] = {}
-    taken: set[int] = set()
-    x = synthesize(Spec(("B", "T", 4), torch.int64), sizes, taken)
-    y = synthesize(Spec(("B", None)), sizes, taken)
+    avoid = {41}  # a size the graph uses itself: never chosen
+    x = synthesize(Spec(("B", "T", 4), torch.int64), sizes, avoid)
+    y = synthesize(Spec(("B", None)), sizes, avoid)
     assert isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)
     assert x.device.type == "meta" and x.dtype == torch.int64
-    assert sizes == {"B": 17, "T": 41} and x.shape == (17, 41, 4) and y.shape == (17, 67)
+    assert sizes == {"B": 17, "T": 67} and x.shape == (17, 67, 4) and y.shape == (17, 97)
+    assert avoid == {17, 41, 67, 97}
 
 
 def test_synthesize_padded_gives_a_full_mask_and_lengths():

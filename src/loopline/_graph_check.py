@@ -41,11 +41,13 @@ class Report:
 @dataclasses.dataclass
 class _Context:
     sizes: dict[str, int]  # every symbol bound so far
-    taken: set[int]  # sizes chosen by the check (or by `sizes=`), shown as their symbols
+    named: set[str]  # symbols whose size the check chose (or `sizes=` gave): shown by name
+    avoid: set[int]  # sizes the check must not choose: the graph's literal sizes, and taken
     origins: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def names(self) -> dict[int, str]:
-        chosen = [(size, s) for s, size in self.sizes.items() if size in self.taken]
+        """Sizes to show as symbols in shapes: those of one named symbol only."""
+        chosen = [(self.sizes[s], s) for s in sorted(self.named)]
         counts = [size for size, _ in chosen]
         return {size: s for size, s in chosen if counts.count(size) == 1}
 
@@ -60,8 +62,11 @@ def run_check(
     sizes: Mapping[str, int] | None,
 ) -> Report:
     """Check the graph's inputs, then run its nodes in order on meta tensors."""
+    for node in order:
+        _refuse_lazy(node)
     given = dict(batch or {})
-    context = _Context(dict(sizes or {}), set((sizes or {}).values()))
+    context = _Context(dict(sizes or {}), set(sizes or {}), _literal_sizes(order, inputs))
+    context.avoid.update(context.sizes.values())
     context.origins.update({s: "the sizes given to check" for s in context.sizes})
     values: dict[str, Any] = {}
     real: dict[str, Any] = {}  # batch values, for the value checks of node specs
@@ -82,7 +87,9 @@ def run_check(
                 f"inputs={{{key!r}: Spec(...)}} or pass check a batch",
                 key=key,
             )
-        values[key] = synthesize(made_from, context.sizes, context.taken)
+        bound = set(context.sizes)
+        values[key] = synthesize(made_from, context.sizes, context.avoid)
+        context.named.update(set(context.sizes) - bound)
         if spec is not None and made_from is not spec:
             _check_edge(spec, values[key], context, "the batch", key)
     sources = dict.fromkeys(values, "the batch")
@@ -93,7 +100,6 @@ def run_check(
         for key, spec in node.specs.items():
             _check_edge(spec, real.get(key, values[key]), context, sources[key], key, node.name)
         args = [values[key] for key in node.reads]
-        _refuse_lazy(node)
         try:
             out = _call(node, args, _meta_state)
         except Exception as meta_error:
@@ -104,6 +110,18 @@ def run_check(
         outputs[node.name] = describe(out, context.names())
     source = "specs" if not real else "a batch" if len(real) == len(inputs) else "a batch and specs"
     return Report(outputs, fallbacks, context.used(), source)
+
+
+def _literal_sizes(order: list[Node], inputs: Mapping[str, Spec | None]) -> set[int]:
+    """Sizes written in the graph (specs, parameter shapes): a symbol given one of them
+    would be named wrongly wherever that size shows up in an output."""
+    specs = [*inputs.values(), *(spec for node in order for spec in node.specs.values())]
+    sizes = {dim for spec in specs if spec is not None for dim in spec.shape}
+    for node in order:
+        if isinstance(node.fn, nn.Module):
+            tensors = [*node.fn.parameters(), *node.fn.buffers()]
+            sizes.update(size for tensor in tensors for size in tensor.shape)
+    return {size for size in sizes if isinstance(size, int)}
 
 
 def _check_edge(
@@ -203,10 +221,11 @@ def _failure(
     implied = implied_spec(node.fn)
     if implied is not None and first is not None:
         spec, origin = implied
-        problem = check_value(spec, args[0], dict(context.sizes), None, "", names)
+        source = sources[first]
+        problem = check_value(spec, args[0], dict(context.sizes), None, "", names, source)
         if problem is not None:
             return GraphError(
-                f"node {node.name!r} input {first!r}: {problem} (from {sources[first]}); {origin}",
+                f"node {node.name!r} input {first!r}: {problem}; {origin}",
                 node=node.name,
                 key=first,
             )

@@ -53,5 +53,8 @@ def _footer(report: Report | None) -> list[str]:
     sizes = f" ({report.sizes})" if report.sizes else ""
     lines = [f"  checked on meta tensors from {report.source}{sizes}"]
     for name, why in report.fallbacks.items():
-        lines.append(f"  * {name!r} ran on real tensors instead, as on meta: {why}")
+        why = why if len(why) <= 80 else why[:77] + "..."
+        lines.append(
+            f"  * {name!r} ran on real tensors of these shapes, as on meta it raised {why}"
+        )
     return lines

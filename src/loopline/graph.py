@@ -219,8 +219,9 @@ class Graph(nn.Module):
         Inputs are made from their Specs, or taken from `batch` (real tensors, checked
         against their Specs with value checks, then replaced by meta tensors of the same
         shape). Each node's input Specs are checked, then the node runs on meta tensors
-        (no memory, no compute), or, if it cannot, on real tensors of the same shapes.
-        Symbols without a size get odd primes (B=17, T=41, ...) reported back as names.
+        (no memory, no compute); a node that cannot (`.item()`, data-dependent shapes)
+        runs once on real tensors of those shapes filled with ones, marked in the
+        summary. Symbols without a size get odd primes (B=17, T=41, ...), shown as names.
 
         Args:
             batch: `{key: tensor, Padded or Spec}` for some or all of the inputs; a Spec

@@ -231,11 +231,12 @@ def _dtype_name(dtype: torch.dtype | None) -> str:
 
 
 def synthesize(
-    spec: Spec, sizes: dict[str, int], taken: set[int], device: torch.device | str = "meta"
+    spec: Spec, sizes: dict[str, int], avoid: set[int], device: torch.device | str = "meta"
 ) -> torch.Tensor | Padded:
-    """A value that meets `spec` (its contents are not set): unbound symbols get the next
-    free size of `SYNTHETIC_SIZES` (recorded in `sizes`), None dims one of their own, and
-    `...` no dimensions. A padded spec gets a full mask and lengths."""
+    """A value that meets `spec` (its contents are not set). A symbol without a size in
+    `sizes` gets the first of `SYNTHETIC_SIZES` not in `avoid` (and it is added to both),
+    a None dimension a size of its own, `...` no dimensions. A padded spec gets a full
+    mask and lengths."""
     shape = []
     for dim in spec.shape:
         if isinstance(dim, int):
@@ -243,8 +244,8 @@ def synthesize(
         elif isinstance(dim, str) or dim is None:
             size = sizes.get(dim) if isinstance(dim, str) else None
             if size is None:
-                size = next(s for s in SYNTHETIC_SIZES if s not in taken)
-                taken.add(size)
+                size = next(s for s in SYNTHETIC_SIZES if s not in avoid)
+                avoid.add(size)
                 if isinstance(dim, str):
                     sizes[dim] = size
             shape.append(size)
