@@ -23,6 +23,23 @@ KEY_LINES = {
         "nan sample flagged: True",
     ],
     "fixed_point.py": ["fixed points found: True"],
+    "compose_concat.py": [
+        "loss decreased: True",
+        "graph equals the hand-written forward: True",
+        "wrong width named before the first batch: True",
+    ],
+    "compose_chain.py": [
+        "chain equals the hand-written loop: True",
+        "mismatch named with its source: True",
+        "first net untouched by the second loss: True",
+        "second net receives gradients: True",
+    ],
+    "compose_multimodal.py": [
+        "checked on specs and on a real batch: True",
+        "loss decreased: True",
+        "channels-last image caught: True",
+        "stacked text caught: True",
+    ],
     "output_as_training_input.py": [
         "first net gradients unchanged by second loss: True",
         "second net receives gradients: True",
