@@ -22,7 +22,7 @@ from torch.nn.parameter import is_lazy
 
 from loopline._graph_wiring import GraphError
 from loopline.collate import Padded
-from loopline.spec import Spec, check_value, describe, synthesize
+from loopline.spec import Spec, check_value, describe, implied_spec, synthesize
 
 if TYPE_CHECKING:
     from loopline.graph import Node
@@ -240,24 +240,6 @@ def _failure(
         f"{_first_line(error)}{used}",
         node=node.name,
     )
-
-
-def implied_spec(fn: Any) -> tuple[Spec, str] | None:
-    """The input a module's first layer requires, when it says so in its attributes."""
-    if type(fn) is nn.Sequential and len(fn):
-        return implied_spec(fn[0])
-    name = f"its nn.{type(fn).__name__}"
-    if isinstance(fn, nn.Linear) and fn.in_features > 0:
-        return Spec((..., fn.in_features)), f"{name} has in_features={fn.in_features}"
-    if isinstance(fn, nn.modules.conv._ConvNd) and fn.in_channels > 0:
-        spatial = (None,) * len(fn.kernel_size)
-        return Spec((..., fn.in_channels, *spatial)), f"{name} has in_channels={fn.in_channels}"
-    if isinstance(fn, nn.LayerNorm):
-        shape = tuple(fn.normalized_shape)
-        return Spec((..., *shape)), f"{name} has normalized_shape={shape}"
-    if isinstance(fn, nn.RNNBase):
-        return Spec((..., fn.input_size)), f"{name} has input_size={fn.input_size}"
-    return None
 
 
 def _device_of(fn: Any) -> torch.device | None:

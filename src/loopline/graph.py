@@ -151,8 +151,9 @@ class Graph(nn.Module):
     such as labels, are ignored), runs the nodes in dependency order and returns a dict
     of the requested outputs. `graph.nodes[name]` is the node's module (a plain callable
     is wrapped in one), for its own optimizer or for freezing; parameters, `.to()` and
-    `state_dict()` work as for any module. A `Padded` input (from `pad_collate`) reaches
-    its nodes whole; declare it `Spec(..., padded=True)`, the shape being its `.data`'s.
+    `state_dict()` work as for any module (to swap a node's module, build a new Graph).
+    A `Padded` input (from `pad_collate`) reaches its nodes whole; declare it
+    `Spec(..., padded=True)`, the shape being its `.data`'s.
 
     Args:
         nodes: the `Node`s, in any order.
@@ -216,33 +217,66 @@ class Graph(nn.Module):
     ) -> Graph:
         """Run the graph once on meta tensors and check every edge: the pre-flight check.
 
-        Inputs are made from their Specs, or taken from `batch` (real tensors, checked
-        against their Specs with value checks, then replaced by meta tensors of the same
-        shape). Each node's input Specs are checked, then the node runs on meta tensors
-        (no memory, no compute); a node that cannot (`.item()`, data-dependent shapes)
-        runs once on real tensors of those shapes filled with ones, marked in the
-        summary. Symbols without a size get odd primes (B=17, T=41, ...), shown as names.
+        Inputs come from `batch` (real values are checked against their Specs, value
+        checks included, then replaced by meta tensors) or from their Specs. Each node's
+        input Specs are checked, then it runs on meta tensors: no memory, no compute. A
+        node that cannot (`.item()`, data-dependent shapes) runs once on real tensors of
+        those shapes, filled with ones, and the summary says so. Symbols without a size
+        get odd primes (B=17, T=41, ...), shown by name in messages.
 
         Args:
-            batch: `{key: tensor, Padded or Spec}` for some or all of the inputs; a Spec
-                here stands in for a value (e.g. to try another layout).
+            batch: `{key: tensor, Padded or Spec}` for some or all of the inputs.
             sizes: sizes for symbols, e.g. `{"T": 64}` for a model with a fixed length.
 
         Returns:
             The graph, so `print(graph.check())` shows the checked summary.
 
         Raises:
-            GraphError: the first broken contract, naming the node, the input key, the
-                expected and the actual, and the source, e.g. `node 'fuse' input
-                'image_feat': expected (B, 512) float32, got (B, 2048) float32 (from node
-                'image_encoder')`. An error inside a node is chained (`raise ... from`).
+            GraphError: the first broken contract: node, input key, expected, actual and
+                source. An error inside a node is chained (`raise ... from`).
+
+        Example:
+            >>> import torch, loopline
+            >>> graph = loopline.Graph(
+            ...     [loopline.Node("head", torch.nn.Linear(512, 8), inputs="feat")],
+            ...     inputs={"feat": loopline.Spec(("B", 2048))},
+            ...     outputs="head",
+            ... )
+            >>> try:
+            ...     graph.check()
+            ... except loopline.GraphError as error:
+            ...     print(error)  # doctest: +NORMALIZE_WHITESPACE
+            node 'head' input 'feat': expected (..., 512), got (B, 2048) float32 (from the
+            batch): dimension 1 is 2048, expected 512; its nn.Linear has in_features=512
         """
         self._report = run_check(list(self.order), self.inputs, batch, sizes)
         return self
 
     def summary(self) -> str:
         """A table of the nodes in execution order: what each reads and writes, its output
-        shape and dtype (once checked), its parameter count and whether it trains."""
+        shape and dtype (once checked), its parameter count and whether it trains.
+        `print(graph)` shows it too.
+
+        Example:
+            >>> import torch, loopline
+            >>> graph = loopline.Graph(
+            ...     [
+            ...         loopline.Node("model_a", torch.nn.Linear(10, 5), inputs="x"),
+            ...         loopline.Node("squash", torch.sigmoid, inputs="model_a"),
+            ...         loopline.Node("model_b", torch.nn.Linear(5, 2), inputs="squash"),
+            ...     ],
+            ...     inputs={"x": loopline.Spec(("B", 10), torch.float32)},
+            ...     outputs="model_b",
+            ... )
+            >>> print(graph.check().summary())
+            Graph(x (B, 10) float32 -> model_b)
+              node     reads    writes   output          params  trainable
+              model_a  x        model_a  (B, 5) float32      55  yes
+              squash   model_a  squash   (B, 5) float32       0  -
+              model_b  squash   model_b  (B, 2) float32      12  yes
+              67 parameters (67 trainable)
+              checked on meta tensors from specs (B=17)
+        """
         return summarize(self, self._report)
 
     def __repr__(self) -> str:

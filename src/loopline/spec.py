@@ -16,6 +16,7 @@ from types import EllipsisType
 from typing import Any, TypeAlias
 
 import torch
+from torch import nn
 
 from loopline.collate import Padded
 
@@ -190,6 +191,26 @@ def _value_problem(spec: Spec, tensor: torch.Tensor) -> str | None:
             return f"values lie in [{least:.4g}, {most:.4g}], outside [{low:g}, {high:g}]"
     if spec.check is not None and not spec.check(tensor):
         return f"values fail check {getattr(spec.check, '__name__', repr(spec.check))!r}"
+    return None
+
+
+def implied_spec(fn: Any) -> tuple[Spec, str] | None:
+    """The Spec of the input a module's first layer requires, with the attribute that
+    says so (`"its nn.Linear has in_features=30"`), or None when it cannot be read off.
+    Used to explain an error raised inside the module."""
+    if type(fn) is nn.Sequential and len(fn):
+        return implied_spec(fn[0])
+    name = f"its nn.{type(fn).__name__}"
+    if isinstance(fn, nn.Linear) and fn.in_features > 0:
+        return Spec((..., fn.in_features)), f"{name} has in_features={fn.in_features}"
+    if isinstance(fn, nn.modules.conv._ConvNd) and fn.in_channels > 0:
+        spatial = (None,) * len(fn.kernel_size)
+        return Spec((..., fn.in_channels, *spatial)), f"{name} has in_channels={fn.in_channels}"
+    if isinstance(fn, nn.LayerNorm):
+        shape = tuple(fn.normalized_shape)
+        return Spec((..., *shape)), f"{name} has normalized_shape={shape}"
+    if isinstance(fn, nn.RNNBase):
+        return Spec((..., fn.input_size)), f"{name} has input_size={fn.input_size}"
     return None
 
 
