@@ -1,22 +1,24 @@
 """Benchmarks of loopline's streams, each side by side with plain PyTorch.
 
-Run ``python benchmarks/streams.py`` (2-3 minutes) or ``--quick`` (30 s, noisier); the tables
+Run ``python benchmarks/streams.py`` (3-4 minutes) or ``--quick`` (40 s, noisier); the tables
 are printed and written to ``benchmarks/out/streams.md``.
 
 1. ``from_generator`` throughput with 0, 1 and 2 persistent workers on a CPU-bound generator
    (300 us of arithmetic per sample), against a naive ``IterableDataset`` (every worker yields
    every sample: duplicates are counted) and a hand-sharded one; after a warm-up epoch.
 2. Per-batch overhead of ``forever(loader, epochs=N)`` against ``for epoch: for batch in
-   loader``. With 0 workers both advance side by side, batch by batch, summing the time
-   inside each one's ``next()``; with 2 workers whole runs are timed.
+   loader`` and, when installed, a ``torchdata.nodes`` pipeline built the way its migration
+   guide rebuilds a DataLoader. With 0 workers all advance side by side, batch by batch,
+   summing the time inside each one's ``next()``; with 2 workers whole runs are timed.
 3. Epoch-boundary stall on 2 workers whose items sleep 2 ms (like I/O), for the four loops
    (a)-(d) of the table: the wait for the first batch of a later epoch over the mean wait
    inside one (both workers finish together, so waits alternate between ~0 and a batch's
    load time, which makes medians unstable).
 4. Resume mid-epoch: from building a loader and restoring a state saved at 10%, 50% or 90%
    of an epoch to holding the first batch, against the plain way (load and discard the
-   batches before the position) and torchdata's ``StatefulDataLoader`` when installed. Each
-   resumed first batch is checked against an uninterrupted run.
+   batches before the position) and, when installed, torchdata's ``StatefulDataLoader`` and
+   ``torchdata.nodes`` ``Loader``. Each resumed first batch is checked against an
+   uninterrupted run.
 
 Compared variants run in turn, the order reversed every other round, so that drift in this
 shared machine's speed hits all alike; each figure is a median after a warm-up. One intra-op
@@ -24,6 +26,8 @@ thread per process (PyTorch sets it in workers), so that processes do not fight 
 """
 
 import argparse
+import copy
+import gc
 import itertools
 import logging
 import os
@@ -38,14 +42,28 @@ from statistics import fmean, median
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset, get_worker_info
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    IterableDataset,
+    Sampler,
+    SequentialSampler,
+    TensorDataset,
+    default_collate,
+    get_worker_info,
+)
 
 from loopline import EpochSampler, current_shard, forever, from_generator
 
+# The peers are optional: a clean clone has no torchdata, and the tables then say so.
 try:
     from torchdata.stateful_dataloader import StatefulDataLoader
 except ImportError:
     StatefulDataLoader = None
+try:
+    import torchdata.nodes as tn  # from torchdata 0.10 on
+except ImportError:
+    tn = None
 
 OUT = Path(__file__).resolve().parent / "out" / "streams.md"
 
@@ -84,15 +102,53 @@ def section(title: str, note: str, headers: str, rows: list[str]) -> str:
 
 
 def machine() -> str:
+    """The machine line (benchmarks/_results.py replaces it by its header) and the settings."""
     info = Path("/proc/cpuinfo")
     lines = info.read_text().splitlines() if info.exists() else []
     cpu = next((ln.split(":")[1].strip() for ln in lines if "model name" in ln), platform.machine())
+    torchdata = version("torchdata") if StatefulDataLoader or tn else "not installed"
     return (
         f"Machine: {cpu}, {len(os.sched_getaffinity(0))} usable cores, Python "
         f"{platform.python_version()}, torch {torch.__version__}, loopline {version('loopline')}, "
-        f"torchdata {version('torchdata') if StatefulDataLoader else 'not installed'}, "
-        f"{torch.multiprocessing.get_start_method()} start, load {os.getloadavg()[0]:.2f}."
+        f"torchdata {torchdata}.\n\nSettings: one intra-op thread per process, workers started "
+        f"by {torch.multiprocessing.get_start_method()}, load {os.getloadavg()[0]:.2f} at the "
+        "start."
     )
+
+
+def fetch_batch(dataset: Dataset, indices: list[int]) -> Any:
+    """What a DataLoader worker makes of a batch of indices: the collated items."""
+    return default_collate([dataset[i] for i in indices])
+
+
+def nodes_loader(
+    dataset: Dataset, batch: int, workers: int = 0, sampler: Sampler | None = None
+) -> Any:
+    """A DataLoader rebuilt from torchdata.nodes as its migration guide does: indices batched
+    in this process, each batch fetched and collated in order by one of `workers` processes
+    (2 batches per worker in flight, as DataLoader's prefetch_factor=2, then the guide's
+    Prefetcher of 2 per worker), or here with 0 workers."""
+    node = tn.SamplerWrapper(sampler or SequentialSampler(dataset))
+    node = tn.Batcher(node, batch_size=batch, drop_last=False)
+    fetch = partial(fetch_batch, dataset)
+    if not workers:
+        return tn.Loader(tn.Mapper(node, fetch))
+    node = tn.ParallelMapper(node, fetch, num_workers=workers, method="process", in_order=True)
+    return tn.Loader(tn.Prefetcher(node, prefetch_factor=2 * workers))
+
+
+def nodes_stream(dataset: IterableDataset, batch: int) -> Any:
+    """An iterable in torchdata.nodes: it runs in this process, as nodes shards no iterable
+    across workers; restoring a state replays the items before it (no state_dict of its own)."""
+    node = tn.Batcher(tn.IterableWrapper(dataset), batch_size=batch, drop_last=False)
+    return tn.Loader(tn.Mapper(node, default_collate))
+
+
+def collected(result: Any) -> Any:
+    """`result`, after collecting garbage: a dropped torchdata.nodes pipeline in a reference
+    cycle would otherwise be copied into the next forked workers and fail there when freed."""
+    gc.collect()
+    return result
 
 
 def item(i: int, rounds: int = 0, sleep: float = 0.0) -> int:
@@ -194,61 +250,101 @@ def plain_epochs(batches: Iterable[Any], epochs: int) -> Iterator[Any]:
         yield from batches
 
 
-def lockstep(dataset: TensorDataset, epochs: int) -> tuple[float, float, int]:
-    """Seconds inside next() of a plain loop and of forever, and the batch count; the two go
-    batch by batch side by side (alternating which goes first) to see the same machine speed."""
-    ours = forever(loader(dataset, 64), epochs=epochs)
-    streams, spent = [plain_epochs(loader(dataset, 64), epochs), ours], [0.0, 0.0]
+def same(a: Any, b: Any) -> bool:
+    """Whether two batches (lists of tensors, or None for the end) are equal."""
+    if a is None or b is None:
+        return a is b
+    return len(a) == len(b) and all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def lockstep(streams: list[Iterator[Any]]) -> tuple[list[float], int]:
+    """Seconds inside each stream's next() and the batch count. The streams go batch by batch
+    side by side, each first in turn, to see the same machine speed; their batches must agree."""
+    spent = [0.0] * len(streams)
     for batches in itertools.count():
-        ended = []
-        for k in (0, 1) if batches % 2 == 0 else (1, 0):
+        got: list[Any] = [None] * len(streams)
+        turn = batches % len(streams)
+        for k in [*range(turn, len(streams)), *range(turn)]:
             start = time.perf_counter()
-            ended.append(next(streams[k], None) is None)
+            got[k] = next(streams[k], None)
             spent[k] += time.perf_counter() - start
-        if any(ended):
-            if not all(ended):
-                raise RuntimeError("figure 2: forever and the plain loop gave different counts")
-            return spent[0], spent[1], batches
+        if not all(same(got[0], other) for other in got[1:]):
+            raise RuntimeError(f"figure 2: the loops gave different batches at batch {batches}")
+        if got[0] is None:
+            return spent, batches
 
 
 def tensors(n: int) -> TensorDataset:
     return TensorDataset(torch.randn(n, 16), torch.randint(0, 10, (n,)))
 
 
-def figure_overhead(quick: bool) -> str:
-    n0, n2, epochs = (20_000, 5_000, 2) if quick else (100_000, 10_000, 3)
-    loop, endless = "plain for-epoch loop", "loopline forever(loader, epochs=N)"
-    rounds, repeats = (1, 3) if quick else (3, 7)
-    lockstep(tensors(2000), 2)  # warm-up
-    dataset = tensors(n0)
-    spent = [lockstep(dataset, epochs) for _ in range(rounds)]
-    count, ratio = spent[0][2], median([f / p for p, f, _ in spent])
-    plain, ours = (median(r[k] for r in spent) / count * 1e6 for k in (0, 1))
-    rows = [f"0 | {loop} | {count} | {plain:.1f} | +0.00%"]
-    rows += [f"0 | {endless} | {count} | {ours:.1f} | {ratio - 1:+.2%}"]
-    # With 2 workers lock-step would make 4 workers share 2 cores: whole runs instead. Each
-    # run starts its workers, and the plain loop without persistent workers every epoch.
-    two = partial(loader, tensors(n2), 64, 2)
+LOOP, ENDLESS, NODES = (
+    "plain for-epoch loop",
+    "loopline forever(loader, epochs=N)",
+    "torchdata.nodes Loader, for-epoch loop",
+)
+
+
+def single_process_rows(n: int, epochs: int, rounds: int) -> list[str]:
+    """Figure 2's 0-worker rows: the loops in lock-step over `n` items, `rounds` times."""
+    makers: dict[str, Callable[[TensorDataset], Iterator[Any]]] = {
+        LOOP: lambda data: plain_epochs(loader(data, 64), epochs),
+        ENDLESS: lambda data: forever(loader(data, 64), epochs=epochs),
+    }
+    if tn:
+        makers[NODES] = lambda data: plain_epochs(nodes_loader(data, 64), epochs)
+    lockstep([make(warm) for warm in [tensors(2000)] for make in makers.values()])  # warm-up
+    dataset = tensors(n)
+    spent = [lockstep([make(dataset) for make in makers.values()]) for _ in range(rounds)]
+    count, rows = spent[0][1], []
+    for k, name in enumerate(makers):
+        ratio = median([times[k] / times[0] for times, _ in spent])
+        per_batch = median(times[k] for times, _ in spent) / count * 1e6
+        rows.append(f"0 | {name} | {count} | {per_batch:.1f} | {ratio - 1:+.2%}")
+    return rows if tn else [*rows, f"0 | {NODES} | n/a | n/a | not installed"]
+
+
+def worker_rows(n: int, epochs: int, repeats: int) -> list[str]:
+    """Figure 2's 2-worker rows: whole runs over `n` items, interleaved `repeats` times."""
+    # Lock-step would make 4 workers share 2 cores: whole runs instead. Each run starts its
+    # workers, and the plain loop without persistent workers (like torchdata.nodes) every epoch.
+    data = tensors(n)
+    two = partial(loader, data, 64, 2)
     kept = partial(two, persistent_workers=True)
     variants = {
-        loop: lambda: waits(plain_epochs(two(), epochs)),
+        LOOP: lambda: waits(plain_epochs(two(), epochs)),
         "plain loop, persistent_workers=True": lambda: waits(plain_epochs(kept(), epochs)),
-        endless: lambda: waits(forever(two(), epochs=epochs)),
+        ENDLESS: lambda: waits(forever(two(), epochs=epochs)),
     }
+    if tn:
+        nodes = partial(nodes_loader, data, 64, 2)
+        variants[NODES] = lambda: collected(waits(plain_epochs(nodes(), epochs)))
     runs = interleaved(variants, repeats)
     counts = {len(run) for results in runs.values() for run in results}
     if len(counts) != 1:
         raise RuntimeError(f"figure 2: the loops gave different batch counts: {counts}")
+    rows = []
     for name, results in runs.items():
-        ratio = median([sum(t) / sum(p) for t, p in zip(results, runs[loop], strict=True)])
+        ratio = median([sum(t) / sum(p) for t, p in zip(results, runs[LOOP], strict=True)])
         count = len(results[0]) - 1  # the last wait is for the end
         per_batch = median(sum(run) for run in results) / count * 1e6
         rows.append(f"2 | {name} | {count} | {per_batch:.1f} | {ratio - 1:+.1%}")
+    return rows if tn else [*rows, f"2 | {NODES} | n/a | n/a | not installed"]
+
+
+def figure_overhead(quick: bool) -> str:
+    n0, n2, epochs = (20_000, 5_000, 2) if quick else (100_000, 10_000, 3)
+    rounds, repeats = (1, 3) if quick else (3, 7)
+    rows = single_process_rows(n0, epochs, rounds) + worker_rows(n2, epochs, repeats)
     return section(
         "2. Per-batch overhead of forever",
         f"TensorDataset of 16 floats and a label, batch size 64, {epochs} epochs; {n0:,} items "
-        f"with 0 workers (lock-step, median of {rounds} rounds), {n2:,} with 2 (whole runs, "
-        f"median of {repeats} rounds, good to about 10%).",
+        f"with 0 workers (lock-step, median of {rounds} rounds; the loops' batches are checked "
+        f"equal), {n2:,} with 2 (whole runs, median of {repeats} rounds, good to about 10%). "
+        "torchdata.nodes: the DataLoader of its migration guide (SamplerWrapper, Batcher of "
+        "indices, Mapper or with 2 workers ParallelMapper(method='process') fetching and "
+        "collating each batch, Prefetcher) in a Loader iterated once per epoch; like the plain "
+        "loop it starts its workers every epoch (it has no persistent workers).",
         "workers | loop | batches | time per batch (us) | overhead vs plain loop",
         rows,
     )
@@ -302,14 +398,45 @@ def figure_stall(quick: bool) -> str:
 
 
 # ----------------------------------------------------------------- figure 4: resume time
+# The ways to come back to a position, and the column each has in the table.
+KINDS = {
+    "plain": "plain skip",
+    "loopline": "loopline forever",
+    "stateful": "StatefulDataLoader",
+    "nodes": "torchdata.nodes Loader",
+}
+
+
 def holder(kind: str, data: Callable[[float], Any], cost: float, workers: int) -> Any:
     """A new loader over `data(cost)` in what holds its position: forever for loopline, a
-    StatefulDataLoader for torchdata, a DataLoader for the plain way."""
+    StatefulDataLoader or a torchdata.nodes Loader for torchdata, a DataLoader for the plain way."""
     dataset = data(cost)
     sampler = EpochSampler(len(dataset), seed=0) if isinstance(dataset, SlowItems) else None
-    cls = StatefulDataLoader if kind == "torchdata" else DataLoader
+    if kind == "nodes":
+        return nodes_loader(dataset, 16, workers, sampler) if sampler else nodes_stream(dataset, 16)
+    cls = StatefulDataLoader if kind == "stateful" else DataLoader
     batches = loader(dataset, 16, workers, cls, sampler=sampler)
     return forever(batches) if kind == "loopline" else batches
+
+
+def release(kind: str, owner: Any, batches: Iterator[Any], workers: int) -> None:
+    """Stops a loader's workers now, after the clock, not at garbage collection. A nodes
+    pipeline with workers runs to the end of its epoch first: dropped early, its workers may
+    exit before its reader thread unpickles the batches they sent, and that thread fails."""
+    if kind == "loopline":
+        owner.close()
+    elif kind == "nodes":
+        collected(workers and sum(1 for _ in batches))
+
+
+def saved_state(kind: str, data: Callable, workers: int, skip: int) -> Any:
+    """The state after `skip` batches, saved from a cost-free copy: a state holds positions."""
+    owner = holder(kind, data, 0.0, workers)
+    batches = iter(owner)
+    list(itertools.islice(batches, skip))
+    state = copy.deepcopy(owner.state_dict())  # nothing of it may change as the loader ends
+    release(kind, owner, batches, workers)
+    return state
 
 
 def first_batch(kind: str, data: Callable, workers: int, skip: int, state: Any, expected: list):
@@ -319,27 +446,35 @@ def first_batch(kind: str, data: Callable, workers: int, skip: int, state: Any, 
     owner = holder(kind, data, 0.001, workers)
     if state is not None:
         owner.load_state_dict(state)
-    batches = itertools.islice(iter(owner), skip if kind == "plain" else 0, None)
-    batch = next(batches)  # `batches` lives on, so that the workers stop after the clock
+    batches = iter(owner)
+    batch = next(itertools.islice(batches, skip if kind == "plain" else 0, None))
     elapsed = time.perf_counter() - start
-    if kind == "loopline":
-        owner.close()  # stops its workers now, not at garbage collection
+    release(kind, owner, batches, workers)
     return elapsed, batch.tolist() == expected
+
+
+def missing_peers(workers: int, map_style: bool) -> dict[str, str]:
+    """The torchdata kinds that have no place in a row, each with what its cell says."""
+    missing = {"stateful": "not installed"} if StatefulDataLoader is None else {}
+    if tn is None:
+        missing["nodes"] = "not installed"
+    elif workers and not map_style:
+        # torchdata.nodes runs an iterable in the main process (it shards none across
+        # workers, has no get_worker_info): a generator with workers has no counterpart.
+        missing["nodes"] = "n/a"
+    return missing
 
 
 def resume_rows(name: str, ours: Callable, plain: Callable, workers: int, repeats: int) -> list:
     """Figure 4's rows for one dataset (made given an item's cost) and worker count."""
-    data = {"plain": plain, "loopline": ours, "torchdata": plain}
-    kinds = list(data) if StatefulDataLoader else ["plain", "loopline"]
+    data = {"plain": plain, "loopline": ours, "stateful": plain, "nodes": plain}
+    missing = missing_peers(workers, isinstance(plain(0.0), SlowItems))
+    kinds = [kind for kind in KINDS if kind not in missing]
     expected = [b.tolist() for b in holder("plain", plain, 0.0, workers)]
     positions = [0] + [round(f * len(expected)) for f in (0.1, 0.5, 0.9)]
     variants = {}
     for kind, k in itertools.product(kinds, positions):
-        state = None
-        if k and kind != "plain":  # saved from a cost-free copy: a state holds positions only
-            owner = holder(kind, data[kind], 0.0, workers)
-            list(itertools.islice(owner, k))  # the holder keeps its iterator
-            state = owner.state_dict()
+        state = saved_state(kind, data[kind], workers, k) if k and kind != "plain" else None
         variants[kind, k] = partial(first_batch, kind, data[kind], workers, k, state, expected[k])
     for kind in kinds:  # warm-up: fresh starts
         variants[kind, 0]()
@@ -347,13 +482,18 @@ def resume_rows(name: str, ours: Callable, plain: Callable, workers: int, repeat
     took = {key: median(t for t, _ in results) for key, results in runs.items()}
     rows = []
     for k in positions:
-        ok = "yes" if all(ok for kind in kinds for _, ok in runs[kind, k]) else "NO"
+        wrong = [KINDS[kind] for kind in kinds if not all(ok for _, ok in runs[kind, k])]
+        cells = [
+            f"{took[kind, k] * 1e3:.1f} ({took[kind, k] / took['plain', k]:.2f}x)"
+            if kind in kinds
+            else missing[kind]
+            for kind in list(KINDS)[1:]
+        ]
         at = f"{round(100 * k / len(expected))}% ({k})" if k else "fresh start"
-        skip, mine = took["plain", k], took["loopline", k]
-        td = f"{took['torchdata', k] * 1e3:.1f}" if StatefulDataLoader else "n/a"
         rows.append(
-            f"{name} | {workers} | {at} | {skip * 1e3:.1f} | {mine * 1e3:.1f} | {td} | "
-            f"{mine / took['plain', 0]:.2f}x | {mine / skip:.2f}x | {ok}"
+            f"{name} | {workers} | {at} | {took['plain', k] * 1e3:.1f} | {' | '.join(cells)} | "
+            f"{took['loopline', k] / took['plain', 0]:.2f}x | "
+            + ("NO: " + ", ".join(wrong) if wrong else "yes")
         )
     return rows
 
@@ -372,9 +512,15 @@ def figure_resume(quick: bool) -> str:
     return section(
         "4. Time to resume mid-epoch",
         f"{n} map-style and {m} generator items of 1 ms, batch size 16, median of {repeats} "
-        "run(s); the plain way uses a hand-sharded IterableDataset for the generators.",
-        "dataset | workers | position | plain skip (ms) | loopline resume (ms) | torchdata "
-        "resume (ms) | loopline vs fresh plain | loopline vs plain skip | correct",
+        "run(s); ms to the first batch, and in brackets over the plain way's at the same "
+        "position. The plain way uses a hand-sharded IterableDataset for the generators; "
+        "torchdata's loaders use the plain way's datasets. torchdata.nodes: the DataLoader of "
+        "its migration guide over the same EpochSampler (as in figure 2), restored with "
+        "load_state_dict; for a generator, IterableWrapper over the plain iterable (0 workers "
+        "only: nodes does not shard an iterable across workers, hence n/a with 2), which "
+        "replays the items before the position, having no state of its own to restore.",
+        "dataset | workers | position | plain skip (ms) | loopline resume | StatefulDataLoader "
+        "resume | torchdata.nodes resume | loopline vs fresh plain | correct",
         [row for case in cases for row in resume_rows(*case, repeats)],
     )
 
