@@ -64,8 +64,19 @@ test: lint pytest
 demo: $(STAMP)
 	$(PY) examples/streams_forever.py
 
+# Every script (private _*.py modules are helpers), each given $(BENCH_ARGS), then the
+# collector writes benchmarks/RESULTS.md; a failed script is listed there and fails the target.
+# make bench BENCH_ARGS=--quick: a smoke run of the whole pipeline (its RESULTS.md says so).
+BENCH_ARGS ?=
 bench: $(STAMP)
-	for script in benchmarks/[!_]*.py; do $(PY) $$script || exit 1; done
+	$(PY) benchmarks/_results.py --start --args="$(BENCH_ARGS)"
+	@failed=""; \
+	for script in benchmarks/[!_]*.py; do \
+		echo ">> $(PY) $$script $(BENCH_ARGS)"; \
+		$(PY) $$script $(BENCH_ARGS) || failed="$$failed $$(basename $$script .py)"; \
+	done; \
+	$(PY) benchmarks/_results.py --failed="$$failed" || exit 1; \
+	if [ -n "$$failed" ]; then echo ">> failed:$$failed"; exit 1; fi
 
 # Convenience: apply ruff's fixes and formatting.
 fmt: $(STAMP)
