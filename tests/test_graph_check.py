@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+import loopline
 from loopline import Concat, Graph, GraphError, Node, Spec
 
 
@@ -350,3 +351,15 @@ def test_linear_chain_passes_and_one_wrong_size_fails_at_exactly_that_node(width
         f"{expected}; its nn.Linear has in_features={expected}"
     )
     assert (error.value.node, error.value.key) == (f"layer{wrong}", key)
+
+
+def test_real_stand_ins_for_meta_values_are_full_and_valid():
+    from loopline._graph_check import to_meta, to_real
+
+    images = loopline.pad_collate([torch.ones(3, 4, 5), torch.ones(3, 6, 2)])  # pads H and W
+    stand_in = to_real(to_meta({"image": images, "ids": torch.ones(2, dtype=torch.int64)}), "cpu")
+    data, mask, lengths = stand_in["image"]
+    assert data.shape == (2, 3, 6, 5) and bool(data.eq(1).all())
+    assert mask.shape == images.mask.shape and bool(mask.all())
+    assert lengths.tolist() == [[6, 5], [6, 5]] and lengths.dtype == torch.int64
+    assert stand_in["ids"].tolist() == [0, 0]

@@ -150,3 +150,21 @@ def test_text_batch_size_must_match_the_images():
     with pytest.raises(GraphError) as error:
         multimodal_graph().check(batch)
     assert str(error.value).endswith("dimension 0 is 2, but B is 3 in input 'text'")
+
+
+def test_encoder_reading_lengths_on_the_host_falls_back_to_a_full_real_padded():
+    seen = []
+
+    def trim(text: loopline.Padded) -> torch.Tensor:
+        longest = int(text.lengths.max().item())  # a host read: meta cannot answer it
+        seen.append((text.data.device.type, longest, bool(text.mask.all())))
+        return text.data[:, :longest].float().mean(dim=1, keepdim=True)
+
+    graph = Graph(
+        [Node("trim", trim, inputs="text")],
+        inputs={"text": Spec(("B", "T"), torch.int64, padded=True)},
+        outputs=["trim"],
+    )
+    graph.check()
+    assert seen == [("cpu", 41, True)]  # after the meta attempt failed before appending
+    assert "  trim  text   trim    (B, 1) float32 *" in graph.summary()

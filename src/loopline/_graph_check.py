@@ -267,9 +267,8 @@ def to_real(value: Any, device: torch.device) -> Any:
     indices), true masks, and a `Padded` with every position real."""
     if isinstance(value, Padded):
         data = to_real(value.data, device)
-        dims = value.lengths.shape[1] if value.lengths.dim() == 2 else 1
-        full = torch.tensor(value.data.shape[1 : 1 + dims], dtype=value.lengths.dtype)
-        lengths = full.expand(value.lengths.shape[0], dims)
+        sizes = [value.data.shape[d + 1] for d in value._padded_dims()]  # the full extents
+        lengths = torch.tensor(sizes, dtype=value.lengths.dtype).expand(len(data), -1)
         lengths = lengths if value.lengths.dim() == 2 else lengths[:, 0]
         mask = torch.ones(value.mask.shape, dtype=torch.bool, device=device)
         return Padded(data, mask, lengths.to(device).contiguous())

@@ -36,7 +36,8 @@ class Spec:
         shape: sizes; an int is exact, a str a symbol (one size per check), None any
             size, `...` any number of dimensions (at most once).
         dtype: the dtype, or None for any.
-        padded: the value is a `Padded`; the shape and dtype describe its `.data`.
+        padded: the value is a `Padded`; the shape and dtype describe its `.data`. (One
+            made up from the spec is padded along dimension 1, as sequences are.)
         bounds: `(low, high)`: every value must lie in it (checked on real values only).
         check: a predicate on the tensor, e.g. `lambda x: bool(x.std() < 10)`, named by
             its `__name__` when it fails (checked on real values only).
