@@ -184,8 +184,8 @@ def main() -> None:
     max_tokens = BATCH * 256  # 32 samples of mean length: about as many batches as 32 each
     start = time.perf_counter()
     sections = [
-        f"Machine: {os.cpu_count()} CPUs, torch {torch.__version__}, "
-        f"Python {platform.python_version()}, 1 thread" + (", --quick" if quick else ""),
+        f"Settings: 1 intra-op thread{', --quick' if quick else ''}; {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__}, Python {platform.python_version()}.",
         collate_figure(rng, rounds=7 if quick else 31, calls=20 if quick else 100),
         efficiency_figure(lengths, rng, max_tokens),
         epoch_figure(lengths, rounds=11 if quick else 51),

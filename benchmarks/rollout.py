@@ -180,8 +180,8 @@ def main() -> None:
         option_rows.append([name, hand_last, cell(us, "last", "hand last"), *until])
         noise.append(f"{ratio(us, 'control'):.2f}x")
     sections = [
-        f"Machine: {os.cpu_count()} CPUs, torch {torch.__version__}, "
-        f"Python {platform.python_version()}, 1 thread" + (", --quick" if quick else ""),
+        f"Settings: 1 intra-op thread{', --quick' if quick else ''}; {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__}, Python {platform.python_version()}.",
         "### 1. Per-step cost of rollout and of its guard, µs/step (ratio to the hand loop)\n\n"
         + table(GUARD_HEADERS, guard_rows)
         + '\n\nGoals: on_nonfinite="ignore" and the default guard ("raise") within 5% of the '

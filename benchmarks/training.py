@@ -188,8 +188,8 @@ def main() -> None:
         kib = [peak_saved(step, horizon) / 1024 for step in MEMORY_STEPS]
         memory_rows.append([str(horizon), *(f"{k:,.0f}" for k in kib)])
     sections = [
-        f"Machine: {os.cpu_count()} CPUs, torch {torch.__version__}, "
-        f"Python {platform.python_version()}, 1 thread" + (", --quick" if quick else ""),
+        f"Settings: 1 intra-op thread{', --quick' if quick else ''}; {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__}, Python {platform.python_version()}.",
         "### 1. Time per training step (forward + backward + optimizer step), ms "
         "(ratio to the hand loop)\n\n"
         + table(["horizon", "hand loop", "unroll", "hand loop again (noise)"], time_rows)
