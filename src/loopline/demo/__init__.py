@@ -1,0 +1,7 @@
+"""`loopline demo`: the library at work on a forecasting problem, from stream to figure.
+
+Not part of loopline's API. One module per step: `lorenz` and `series` make the data,
+`tasks` turns it into a training stream and held-out trajectories, `train` fits a
+forecaster three ways over `forever`, `report` rolls out and scores, `checkpoint` saves
+and resumes, and `run` ties them together for `loopline.cli`.
+"""
