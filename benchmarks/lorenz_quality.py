@@ -3,12 +3,13 @@
 Run ``python benchmarks/lorenz_quality.py`` (about 80 s) or ``--quick`` (about 20 s). The
 table is printed and written to ``benchmarks/out/lorenz_quality.md``.
 
-Data: Lorenz-63 (sigma 10, rho 28, beta 8/3) integrated by RK4 with dt = 0.01 from random
-initial conditions, run onto the attractor first, states normalized by the training mean
-and std. Model: x + f(x), f an MLP 3 -> 64 -> 64 -> 3, predicting the next state. The
-same number of Adam steps on the same 10-step windows, three ways: one-step teacher
-forcing (every input is the truth: `unroll` with `scheduled_sampling(1.0)` gives the same
-loss, checked, but runs the steps one after another), `unroll` with the full gradient
+Data: Lorenz-63 (sigma 10, rho 28, beta 8/3) integrated by RK4 with dt = 0.01 (the
+integrator of ``loopline demo``, `loopline.demo.lorenz`) from random initial conditions,
+run onto the attractor first, states normalized by the training mean and std. Model:
+x + f(x), f an MLP 3 -> 64 -> 64 -> 3, predicting the next state. The same number of
+Adam steps on the same 10-step windows, three ways: one-step teacher forcing (every
+input is the truth: `unroll` with `scheduled_sampling(1.0)` gives the same loss,
+checked, but runs the steps one after another), `unroll` with the full gradient
 through 10 fed-back steps, and `pushforward(max_unroll=4)`.
 Quality: `rollout` from held-out initial conditions; the valid time is the first step
 whose normalized RMSE exceeds 0.5, in Lyapunov times (1 / 0.906 time units, 110 steps).
@@ -27,25 +28,12 @@ import torch
 from torch import nn
 
 import loopline
+from loopline.demo.lorenz import LYAPUNOV_STEPS, integrate, rk4
 
 OUT = Path(__file__).resolve().parent / "out" / "lorenz_quality.md"
-SIGMA, RHO, BETA, DT = 10.0, 28.0, 8.0 / 3.0, 0.01
-LYAPUNOV_TIME_STEPS = 1 / (0.906 * DT)  # about 110 steps per Lyapunov time
+LYAPUNOV_TIME_STEPS = LYAPUNOV_STEPS  # about 110 steps per Lyapunov time
 THRESHOLD, WINDOW, MAX_UNROLL, BATCH = 0.5, 10, 4, 128
 MSE = nn.MSELoss()
-
-
-def lorenz(s: torch.Tensor) -> torch.Tensor:
-    x, y, z = s.unbind(-1)  # s: [N, 3]
-    return torch.stack([SIGMA * (y - x), x * (RHO - z) - y, x * y - BETA * z], dim=-1)
-
-
-def rk4(s: torch.Tensor) -> torch.Tensor:
-    k1 = lorenz(s)
-    k2 = lorenz(s + DT / 2 * k1)
-    k3 = lorenz(s + DT / 2 * k2)
-    k4 = lorenz(s + DT * k3)
-    return s + DT / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
 
 
 def trajectories(steps: int, *, seed: int, batch: int = 64) -> Iterator[torch.Tensor]:
@@ -55,11 +43,7 @@ def trajectories(steps: int, *, seed: int, batch: int = 64) -> Iterator[torch.Te
         s = torch.randn(batch, 3, generator=generator, dtype=torch.float64) * 10
         for _ in range(1000):  # 10 time units: onto the attractor
             s = rk4(s)
-        states = [s]
-        for _ in range(steps):
-            s = rk4(s)
-            states.append(s)
-        yield from torch.stack(states, dim=1).float()  # batch x [steps + 1, 3]
+        yield from integrate(s, steps).transpose(0, 1).float()  # batch x [steps + 1, 3]
 
 
 class Residual(nn.Module):
