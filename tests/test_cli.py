@@ -117,6 +117,15 @@ def test_too_short_series_says_rows_found_and_needed(
     assert "has 30 data rows in 'x'; the demo needs at least 35 with --window 6" in line
 
 
+def test_a_window_longer_than_the_lorenz_trajectories_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    line = error_line(capsys, "--window", "300")
+    assert (
+        "--window 300 is too long for Lorenz-63 trajectories of 500 steps; use at most 100" in line
+    )
+
+
 def test_csv_needs_a_column(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     path = write(tmp_path / "s.csv", "x\n1\n")
     line = error_line(capsys, "--csv", str(path))

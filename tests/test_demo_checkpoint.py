@@ -17,7 +17,7 @@ from loopline.demo import checkpoint as ckpt
 from loopline.demo import run as demo_run
 
 METHODS = ["teacher forcing", "unroll", "pushforward"]
-LORENZ = ["--quiet", "--steps", "60", "--batch-size", "32", "--horizon", "60"]
+LORENZ = ["--quiet", "--steps", "80", "--batch-size", "32", "--horizon", "60"]
 LORENZ += ["--checkpoint-every", "10"]
 
 
@@ -95,7 +95,7 @@ def test_a_killed_run_resumes_exactly_from_its_last_checkpoint(
     assert state is not None
     assert list(state[ckpt.DONE]) == ["teacher forcing"] and state[ckpt.METHOD] == "unroll"
     step = state[ckpt.STEP]
-    assert step % 10 == 0 and 0 < step < 60
+    assert step % 10 == 0 and 0 < step < 80
 
     code, resumed_out, err = run_demo(
         capsys, *LORENZ, "--checkpoint", str(killed), "--out", str(tmp_path)
@@ -135,7 +135,8 @@ def test_an_interrupted_csv_run_resumes_exactly_across_epochs(
 
     monkeypatch.setattr(demo_run.ckpt, "save", save_then_stop)
     code, _, err = run_demo(capsys, *options, "--checkpoint", str(cut))
-    assert code == 130 and "interrupted" in err
+    assert code == 130
+    assert err.endswith(f"interrupted; rerun with --checkpoint {cut} to resume\n")
     monkeypatch.setattr(demo_run.ckpt, "save", real_save)
 
     code, resumed_out, err = run_demo(capsys, *options, "--checkpoint", str(cut))

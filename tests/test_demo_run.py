@@ -91,7 +91,7 @@ def test_csv_univariate_series_end_to_end(
         "valid median (steps)",
     ]
     assert [row[0] for row in rows] == METHODS
-    assert "(1 trajectories, 29 steps)" in out
+    assert "over 1 held-out rollout of 29 steps." in out
     assert (tmp_path / "spring.png").read_bytes().startswith(PNG)
 
 
@@ -110,7 +110,7 @@ def test_csv_multivariate_series_with_a_time_column(
     assert header[1:5] == ["RMSE @0.5 t", "RMSE @5 t", "RMSE @10 t", "RMSE @20 t"]
     assert "valid mean (t)" in header
     # 80 held-out rows leave room for 32 rollouts of 40 steps.
-    assert "(32 trajectories, 40 steps)" in out
+    assert "over 32 held-out rollouts of 40 steps." in out
     for row in rows:
         assert 0 <= float(row[5]) <= 20
 

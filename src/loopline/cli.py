@@ -106,14 +106,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:
-        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+        resume = getattr(args, "checkpoint", None)
+        hint = f"; rerun with --checkpoint {resume} to resume" if resume is not None else ""
+        print(f"{PROG} {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
 
 
 def _demo(args: argparse.Namespace) -> int:
     from loopline.demo.run import DemoError, Options, run
 
-    columns = [name.strip() for entry in args.column for name in entry.split(",") if name.strip()]
+    names = [name.strip() for entry in args.column for name in entry.split(",")]
+    columns = list(dict.fromkeys(name for name in names if name))  # in order, once each
     try:
         if args.csv is None and (columns or args.time_column):
             raise DemoError("--column and --time-column need --csv FILE")

@@ -54,6 +54,7 @@ class _Rich:
         from rich.progress import Progress
 
         self._progress: Any = Progress(console=Console(stderr=True))
+        self._description = description
         self._task = self._progress.add_task(description, total=total)
         self._progress.start()
 
@@ -61,8 +62,7 @@ class _Rich:
         self._progress.update(self._task, advance=n)
 
     def note(self, text: str) -> None:
-        description = self._progress.tasks[0].description.split("  [")[0]
-        self._progress.update(self._task, description=f"{description}  [{text}]")
+        self._progress.update(self._task, description=f"{self._description}  [{text}]")
 
     def close(self) -> None:
         self._progress.stop()

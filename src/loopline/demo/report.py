@@ -89,6 +89,18 @@ def table(results: list[Result], task: Task) -> str:
     return "\n".join([line(headers), rule, *(line(row) for row in rows)])
 
 
+def notes(task: Task) -> str:
+    """What the table's columns mean, for this task."""
+    count, steps = len(task.test[0]), len(task.test) - 1
+    rollouts = f"{count} held-out rollout{'s' if count != 1 else ''} of {steps} steps"
+    if task.unit == "LT":
+        rollouts += f" ({steps * task.dt:.3g} Lyapunov times, LT)"
+    return (
+        f"RMSE: normalized units, over {rollouts}.\nvalid: time until a rollout's RMSE "
+        f"first exceeds {THRESHOLD}; samples/s: training windows per second, loading included."
+    )
+
+
 def figure(results: list[Result], task: Task, path: Path) -> Path | None:
     """Save error against horizon and one forecast against the truth as a PNG.
 
@@ -108,7 +120,8 @@ def figure(results: list[Result], task: Task, path: Path) -> Path | None:
     plot_horizon(curves, ax=left, dt=task.dt, threshold=THRESHOLD)
     left.set_xlabel(f"horizon ({task.unit})")
     left.set_ylabel("RMSE (normalized)")
-    left.set_title(f"{len(task.test[0])} held-out trajectories: error against horizon")
+    count = len(task.test[0])
+    left.set_title(f"error against horizon ({count} held-out rollout{'s' if count != 1 else ''})")
     # One trajectory in the data's own units, long enough to see where each departs.
     steps = len(task.test) - 1
     if task.unit == "LT":
@@ -121,7 +134,7 @@ def figure(results: list[Result], task: Task, path: Path) -> Path | None:
         right.plot(time, (r.example[:steps, 0] * scale + shift).tolist(), label=r.method)
     right.set_xlabel(f"time ({task.unit})")
     right.set_ylabel(task.features[0])
-    right.set_title(f"held-out trajectory 0: {task.features[0]}")
+    right.set_title(f"held-out rollout 0: {task.features[0]}")
     right.legend()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

@@ -117,11 +117,7 @@ def run(options: Options) -> list[report.Result]:
     finally:
         torch.set_num_threads(threads)
     print(report.table(results, task))
-    print(
-        f"RMSE in normalized units at the horizon shown; valid time: until the RMSE of a "
-        f"held-out trajectory first exceeds {report.THRESHOLD} ({len(task.test[0])} "
-        f"trajectories, {len(task.test) - 1} steps); samples/s: training windows per second."
-    )
+    print(report.notes(task))
     name = "lorenz.png" if options.csv is None else f"{options.csv.stem}.png"
     path = report.figure(results, task, options.out / name)
     if path is not None:
@@ -145,15 +141,15 @@ def _device(name: str | None) -> torch.device:
 
 
 def _task(options: Options, show: bool) -> tasks.Task:
-    if options.csv is None:
-        return tasks.lorenz_task(
-            window=options.window,
-            batch=options.batch_size,
-            horizon=options.horizon or 1100,
-            seed=options.seed,
-            show=show,
-        )
     try:
+        if options.csv is None:
+            return tasks.lorenz_task(
+                window=options.window,
+                batch=options.batch_size,
+                horizon=options.horizon or 1100,
+                seed=options.seed,
+                show=show,
+            )
         return tasks.csv_task(
             options.csv,
             options.columns,
@@ -163,7 +159,7 @@ def _task(options: Options, show: bool) -> tasks.Task:
             horizon=options.horizon or 100,
             seed=options.seed,
         )
-    except tasks.series.SeriesError as error:
+    except (tasks.TaskError, tasks.series.SeriesError) as error:
         raise DemoError(str(error)) from None
 
 

@@ -27,6 +27,10 @@ MAX_TEST_STARTS = 32  # rollouts from a CSV series' held-out part
 TEST_FRACTION = 5  # a CSV series' last fifth is held out
 
 
+class TaskError(ValueError):
+    """Options that the task cannot honour; the message names them."""
+
+
 @dataclass
 class Task:
     """A forecasting problem, normalized.
@@ -64,7 +68,19 @@ class Task:
 
 
 def lorenz_task(*, window: int, batch: int, horizon: int, seed: int, show: bool = True) -> Task:
-    """Lorenz-63: new trajectories per shard and epoch, and 128 held-out ones."""
+    """Lorenz-63: new trajectories per shard and epoch, and 128 held-out ones.
+
+    Raises:
+        TaskError: a window or batch too large for one shard's trajectories.
+    """
+    if window > TRAJECTORY_STEPS // 5:
+        raise TaskError(
+            f"--window {window} is too long for Lorenz-63 trajectories of {TRAJECTORY_STEPS} "
+            f"steps; use at most {TRAJECTORY_STEPS // 5}"
+        )
+    windows = TRAJECTORIES_PER_SHARD * (TRAJECTORY_STEPS - window + 1)
+    if batch > windows:
+        raise TaskError(f"--batch-size {batch} is more than the {windows} windows of an epoch")
     dataset = from_generator(
         lorenz.windows,
         TRAJECTORIES_PER_SHARD,
