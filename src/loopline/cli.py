@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--horizon",
         type=_positive,
-        help="steps rolled out to test (default 1100, 10 Lyapunov times; 100 for a CSV)",
+        help="steps rolled out to test (default 1104, 10 Lyapunov times; 100 for a CSV)",
     )
     train.add_argument("--workers", type=_positive, default=2, help="DataLoader workers")
     train.add_argument("--seed", type=_seed, default=0, help="makes the run reproducible")

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 
 from loopline.demo import checkpoint as ckpt
 from loopline.demo import report, tasks
+from loopline.demo.lorenz import LYAPUNOV_STEPS
 from loopline.demo.train import METHODS, Forecaster, train
 
 
@@ -33,7 +34,7 @@ class Options:
     steps: int = 2000
     batch_size: int = 128
     window: int = 10
-    horizon: int | None = None  # steps rolled out: 1100 (10 LT) for Lorenz, 100 for a CSV
+    horizon: int | None = None  # steps rolled out: 1104 (10 LT) for Lorenz, 100 for a CSV
     lr: float = 2e-3
     seed: int = 0
     device: str | None = None  # cuda when available, else cpu
@@ -80,37 +81,12 @@ def run(options: Options) -> list[report.Result]:
     try:
         done: dict[str, Any] = dict(saved[ckpt.DONE]) if saved is not None else {}
         for method in METHODS:
-            if method in done:
-                model = Forecaster(len(task.features)).to(device)
-                model.load_state_dict(done[method][ckpt.MODEL])
-                seconds, samples = done[method][ckpt.SECONDS], done[method][ckpt.SAMPLES]
-            else:
+            if method not in done:  # trained by an earlier run of this checkpoint otherwise
                 resume = saved if saved is not None and saved[ckpt.METHOD] == method else None
-
-                def save(state: dict[str, Any], method: str = method) -> None:
-                    _save(options, config, done, method, state)
-
-                trained = train(
-                    method,
-                    loader,
-                    dim=len(task.features),
-                    steps=options.steps,
-                    seed=options.seed,
-                    lr=options.lr,
-                    device=device,
-                    resume=resume,
-                    save=save if options.checkpoint is not None else None,
-                    save_every=options.checkpoint_every,
-                    show=show,
-                )
-                model, seconds, samples = trained.model, trained.seconds, trained.samples
-                done[method] = {
-                    ckpt.MODEL: {k: v.cpu() for k, v in model.state_dict().items()},
-                    ckpt.SECONDS: seconds,
-                    ckpt.SAMPLES: samples,
-                }
-                if options.checkpoint is not None:
-                    _save(options, config, done, None, {})
+                done[method] = _train(method, loader, task, options, device, resume, done)
+            model = Forecaster(len(task.features)).to(device)
+            model.load_state_dict(done[method][ckpt.MODEL])
+            seconds, samples = done[method][ckpt.SECONDS], done[method][ckpt.SAMPLES]
             results.append(
                 report.evaluate(method, model.eval(), task, seconds=seconds, samples=samples)
             )
@@ -124,6 +100,44 @@ def run(options: Options) -> list[report.Result]:
         print(f"figure: {path}")
     print(f"done in {time.perf_counter() - started:.0f} s")
     return results
+
+
+def _train(
+    method: str,
+    loader: DataLoader,
+    task: tasks.Task,
+    options: Options,
+    device: torch.device,
+    resume: dict[str, Any] | None,
+    done: dict[str, Any],
+) -> dict[str, Any]:
+    """Train `method` (from `resume` if given), saving checkpoints along the way; returns
+    its entry of the checkpoint's `DONE`."""
+
+    def save(state: dict[str, Any]) -> None:
+        _save(options, config=_config(options, task), done=done, method=method, state=state)
+
+    trained = train(
+        method,
+        loader,
+        dim=len(task.features),
+        steps=options.steps,
+        seed=options.seed,
+        lr=options.lr,
+        device=device,
+        resume=resume,
+        save=save if options.checkpoint is not None else None,
+        save_every=options.checkpoint_every,
+        show=not options.quiet,
+    )
+    entry = {
+        ckpt.MODEL: {name: value.cpu() for name, value in trained.model.state_dict().items()},
+        ckpt.SECONDS: trained.seconds,
+        ckpt.SAMPLES: trained.samples,
+    }
+    if options.checkpoint is not None:
+        _save(options, _config(options, task), {**done, method: entry}, None, {})
+    return entry
 
 
 def _device(name: str | None) -> torch.device:
@@ -146,7 +160,7 @@ def _task(options: Options, show: bool) -> tasks.Task:
             return tasks.lorenz_task(
                 window=options.window,
                 batch=options.batch_size,
-                horizon=options.horizon or 1100,
+                horizon=options.horizon or round(10 * LYAPUNOV_STEPS),
                 seed=options.seed,
                 show=show,
             )
