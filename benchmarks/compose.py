@@ -383,8 +383,8 @@ def main() -> None:
     forward = forward_rows(quick)
     check = check_rows(quick)
     sections = [
-        f"Machine: {os.cpu_count()} CPUs, torch {torch.__version__}, "
-        f"Python {platform.python_version()}, 1 thread" + (", --quick" if quick else ""),
+        f"Settings: 1 intra-op thread{', --quick' if quick else ''}; {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__}, Python {platform.python_version()}.",
         "### 1. Forward: Graph against the hand-written forward, µs per call\n\n"
         + table(FORWARD_HEADERS, forward)
         + "\n\nGoal: Graph / hand within 5% (1.05x). The graph's forward is generated once "
