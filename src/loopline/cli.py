@@ -67,21 +67,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--time-column", metavar="NAME", help="increasing numbers or ISO dates: the time axis"
     )
     train = demo.add_argument_group("training")
-    train.add_argument("--steps", type=_positive, default=2000, help="Adam steps per method")
-    train.add_argument("--batch-size", type=_positive, default=128, help="windows per batch")
-    train.add_argument("--window", type=_positive, default=10, help="steps per training window")
+    train.add_argument(
+        "--steps", type=_positive, default=2000, metavar="N", help="Adam steps per method (2000)"
+    )
+    train.add_argument(
+        "--batch-size", type=_positive, default=128, metavar="N", help="windows per batch (128)"
+    )
+    train.add_argument(
+        "--window", type=_positive, default=10, metavar="N", help="steps per training window (10)"
+    )
     train.add_argument(
         "--horizon",
         type=_positive,
-        help="steps rolled out to test (default 1104, 10 Lyapunov times; 100 for a CSV)",
+        metavar="N",
+        help="steps rolled out to test (1104, 10 Lyapunov times; 100 for a CSV)",
     )
-    train.add_argument("--workers", type=_positive, default=2, help="DataLoader workers")
-    train.add_argument("--seed", type=_seed, default=0, help="makes the run reproducible")
-    train.add_argument("--device", help="cpu, cuda, cuda:1... (default: cuda when available)")
+    train.add_argument(
+        "--workers", type=_positive, default=2, metavar="N", help="DataLoader workers (2)"
+    )
+    train.add_argument(
+        "--seed", type=_seed, default=0, metavar="N", help="makes the run reproducible (0)"
+    )
+    train.add_argument("--device", help="cpu, cuda, cuda:1... (cuda when available)")
     output = demo.add_argument_group("output and checkpoints")
     output.add_argument(
         "--out", type=Path, default=Path("loopline-demo"), metavar="DIR",
-        help="where the figure goes (default: ./loopline-demo)",
+        help="where the figure goes (./loopline-demo)",
     )  # fmt: skip
     output.add_argument("--quiet", action="store_true", help="no progress bars")
     output.add_argument(
@@ -90,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     output.add_argument(
         "--checkpoint-every", type=_positive, default=200, metavar="N",
-        help="steps between checkpoints (default 200)",
+        help="steps between checkpoints (200)",
     )  # fmt: skip
     demo.set_defaults(handler=_demo)
     return parser
