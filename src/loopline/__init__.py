@@ -19,11 +19,12 @@ from loopline.forever import Forever, NotResumable, forever
 from loopline.generator import GeneratorDataset, GeneratorFailed, from_generator
 from loopline.graph import Concat, Graph, GraphError, Node
 from loopline.metrics import StepMetric, horizon_error, plot_horizon, valid_time
-from loopline.rollout import Rollout, RolloutDiverged, Trajectory, converged, rollout
+from loopline.rollout import Rollout, converged, rollout
 from loopline.sampler import EpochSampler
 from loopline.shard import Shard, current_shard
 from loopline.spec import Spec
 from loopline.teacher import ScheduledSampling, Teacher, scheduled_sampling
+from loopline.trajectory import RolloutDiverged, Trajectory
 from loopline.unroll import Unrolled, pushforward, unroll, unroll_windows
 
 __all__ = [
