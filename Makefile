@@ -1,9 +1,9 @@
 # loopline developer tasks.  Everything runs inside .venv via "$(VENV)/bin/python -m ...".
 #
 #   make test    lint (ruff check + ruff format --check + mypy) then pytest
-#   make demo    run examples/streams_forever.py
+#   make demo    run `loopline demo`: Lorenz-63 streamed, trained three ways, rolled out
 #   make lint    lint only
-#   make bench   run every script in benchmarks/
+#   make bench   run every script in benchmarks/, then write benchmarks/RESULTS.md
 #   make clean   remove the venv, caches and build outputs
 #
 # The venv is created with --system-site-packages so a torch you already have (e.g. a CUDA
@@ -23,6 +23,8 @@ CONSTRAINT := $(VENV)/torch-constraint.txt
 # pytest exits 5 when it collects no test; set ALLOW_NO_TESTS=1 to treat that as success.
 ALLOW_NO_TESTS ?= 0
 PYTEST_ARGS    ?=
+# make demo DEMO_ARGS="--steps 500 --quiet": options for `loopline demo`.
+DEMO_ARGS      ?=
 
 # Only lint the folders that exist (tests/, examples/, benchmarks/ may not yet).
 LINT_PATHS := $(wildcard src tests examples benchmarks)
@@ -62,7 +64,7 @@ pytest: $(STAMP)
 test: lint pytest
 
 demo: $(STAMP)
-	$(PY) examples/streams_forever.py
+	$(PY) -m loopline demo $(DEMO_ARGS)
 
 # Every script (private _*.py modules are helpers), each given $(BENCH_ARGS), then the
 # collector writes benchmarks/RESULTS.md; a failed script is listed there and fails the target.
