@@ -1,6 +1,6 @@
 """Benchmark of loopline.rollout against the hand-written feedback loop, per step.
 
-Run ``python benchmarks/rollout.py`` (about 50 s) or ``--quick`` (about 15 s). Tables are
+Run ``python benchmarks/rollout.py`` (about 80 s) or ``--quick`` (about 15 s). Tables are
 printed and written to ``benchmarks/out/rollout.md``.
 
 The hand loop is ``x = model(x)`` with every output appended to a list and stacked at the
@@ -38,7 +38,7 @@ import loopline
 OUT = Path(__file__).resolve().parent / "out" / "rollout.md"
 STEPS = 200
 MODELS = [  # name, features, hidden, batch, rounds
-    ("small MLP 64-256-64, batch 64", 64, 256, 64, 45),
+    ("small MLP 64-256-64, batch 64", 64, 256, 64, 90),
     ("large MLP 256-1024-256, batch 64", 256, 1024, 64, 11),
 ]
 GUARD_HEADERS = [
