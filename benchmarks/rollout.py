@@ -161,6 +161,23 @@ def cell(times: dict[str, list[float]], name: str, base: str = "hand") -> str:
     return f"{statistics.median(times[name]):.1f} ({ratio(times, name, base):.2f}x)"
 
 
+def own_cost(rounds: int) -> list[list[Any]]:
+    """rollout's own µs per step: with a near-free model (`neg` of a [64, 64] batch) the
+    difference from the hand loop is the loop's bookkeeping, measured to a fraction of a
+    µs, where whole-run ratios on a busy MLP drift by several percent with the machine."""
+    x0 = torch.randn(64, 64)
+    free = {
+        "hand": lambda: hand_loop(torch.neg, x0),  # type: ignore[arg-type]
+        "ignore": lambda: loopline.rollout(torch.neg, x0, STEPS, on_nonfinite="ignore"),
+        "raise": lambda: loopline.rollout(torch.neg, x0, STEPS),
+    }
+    us = {name: statistics.median(t) for name, t in timed(free, rounds).items()}
+    return [
+        [name, f"{us[name]:.2f}", f"{us[name] - us['hand']:+.2f}"]
+        for name in ("hand", "ignore", "raise")
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds (about 15 s)")
@@ -179,6 +196,7 @@ def main() -> None:
         until = [cell(us, "hand until"), cell(us, "until")]
         option_rows.append([name, hand_last, cell(us, "last", "hand last"), *until])
         noise.append(f"{ratio(us, 'control'):.2f}x")
+    own = own_cost(rounds=20 if quick else 200)
     sections = [
         f"Settings: 1 intra-op thread{', --quick' if quick else ''}; {os.cpu_count()} CPUs, "
         f"torch {torch.__version__}, Python {platform.python_version()}.",
@@ -193,6 +211,10 @@ def main() -> None:
         "until columns with the hand loop of section 1 (the map never converges, so all run "
         "200 steps); rollout runs its default guard in both.",
         f"Noise floor: a second copy of the hand loop reads {' and '.join(noise)} of the first.",
+        "### 3. rollout's own cost per step, with a near-free model (`torch.neg`, [64, 64])\n\n"
+        + table(["loop", "µs/step", "added to the hand loop, µs/step"], own)
+        + "\n\nWhat rollout adds to every step whatever the model; divide by a model's step "
+        "time for its overhead (the small MLP above takes about 155 µs).",
     ]
     text = "## loopline rollout benchmark\n\n" + "\n\n".join(sections) + "\n"
     print(text)

@@ -28,11 +28,8 @@ class Outputs:
 
     @property
     def collecting(self) -> bool:
-        """Whether `add` must be called each step."""
+        """Whether each step's output must be appended to `pending`."""
         return self.keep_all or self.guard
-
-    def add(self, y: torch.Tensor) -> None:
-        self.pending.append(y)
 
     def flush(self) -> torch.Tensor:
         """Stack the outputs since the last flush into `[n, B, ...]`, keeping it if asked."""

@@ -103,6 +103,7 @@ class Rollout:
     ) -> Iterator[tuple[int, torch.Tensor]]:
         # Locals, not attributes, in the loop: the Python around a small model is the cost.
         call, feed, forcing, until = self._step_model, self.feedback, self.forcing, self.until
+        plain = feed is identity and forcing is None  # the output is the next input as is
         callback, check_every, steps = self.callback, self.check_every, self.steps
         x, state, batch = self.x0, self.state, self.x0.shape[0]
         stateful, stop = state is not None, self.on_nonfinite == "stop"
@@ -115,13 +116,13 @@ class Rollout:
             preallocate=not tracking and not wants_grad(self.model, self.x0),
         )
         y: torch.Tensor | None = None
-        ran = 0
+        collect, check_at, ran = kept.collecting, check_every - 1, 0
         for t in range(steps):
             ran = t + 1
             with step_mode():
                 if y is not None:
                     # x: [B, ...], the previous output fed back (with forcing[t - 1])
-                    x = feed(y) if forcing is None else feed(y, forcing[t - 1])
+                    x = y if plain else feed(y) if forcing is None else feed(y, forcing[t - 1])
                     if t == 1:
                         check_fed_back(x, self.x0)
                 # y: [B, ...], the model's prediction from x
@@ -131,6 +132,7 @@ class Rollout:
                     check_batch(y_t, batch)
                     kept.guard = kept.guard and y_t.is_floating_point()
                     stop = stop and y_t.is_floating_point()
+                    collect = kept.collecting
                 elif stateful:
                     y_t, new_state = out
                 else:
@@ -140,12 +142,13 @@ class Rollout:
                         t, x, y, y_t, state, new_state, frozen, stop
                     )
                 state, y = new_state, y_t
-                if kept.collecting:
-                    kept.add(y)
+                if collect:
+                    kept.pending.append(y)
                 if callback is not None:
                     callback(t, y)
             yield t, y
-            if (t + 1) % check_every == 0 or t + 1 == steps:
+            if t == check_at or t + 1 == steps:
+                check_at += check_every
                 if kept.guard:
                     finite, recent = kept.finite()
                     if not finite:
