@@ -6,7 +6,7 @@ their cost does not grow with the horizon; each error says what was expected and
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -123,6 +123,15 @@ def first_nonfinite(recent: Iterable[torch.Tensor]) -> tuple[int, list[int]] | N
         if bool(bad.any()):
             return offset, bad.nonzero().flatten().tolist()
     return None
+
+
+def map_tensors(fn: Callable[[torch.Tensor], torch.Tensor], value: Any) -> Any:
+    """`fn` applied to a tensor, or to each tensor of a (nested) tuple state like `(h, c)`."""
+    if isinstance(value, torch.Tensor):
+        return fn(value)
+    if isinstance(value, tuple):
+        return type(value)(map_tensors(fn, item) for item in value)
+    return value
 
 
 def identity(y: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from loopline._rollout_checks import map_tensors
+
 
 def wants_grad(model: Any, x0: torch.Tensor) -> bool:
     """Grad mode on, and a model in training mode or an `x0` that requires grad."""
@@ -29,14 +31,6 @@ def compiled(model: Callable[..., Any]) -> Callable[..., Any]:
 
     def step(*args: Any) -> Any:
         torch.compiler.cudagraph_mark_step_begin()
-        return _cloned(fast(*args))
+        return map_tensors(torch.Tensor.clone, fast(*args))
 
     return step
-
-
-def _cloned(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.clone()
-    if isinstance(value, tuple):
-        return type(value)(_cloned(item) for item in value)
-    return value

@@ -21,7 +21,13 @@ from typing import Any, Literal
 
 import torch
 
-from loopline._rollout_checks import check_fed_back, concat_forcing, identity, split_output
+from loopline._rollout_checks import (
+    check_fed_back,
+    concat_forcing,
+    identity,
+    map_tensors,
+    split_output,
+)
 from loopline.teacher import Teacher
 
 Grad = Literal["full", "detach"] | int
@@ -121,7 +127,7 @@ def unroll(
         x = pending.pop(0)
         if t > 0 and _cut(grad, t):
             # The gradient path stops here: input and state become constants.
-            x, state = x.detach(), _detached(state)
+            x, state = x.detach(), map_tensors(torch.Tensor.detach, state)
         # y: [B, ...], the prediction for targets[t]
         y, state = split_output(
             model(x) if state is None else model(x, state), state is not None, t
@@ -197,7 +203,7 @@ def unroll_windows(
             delay=delay,
             weights=None if all_weights is None else all_weights[start:stop],
         )
-        x0, state = part.carry, _detached(part.state)
+        x0, state = part.carry, map_tensors(torch.Tensor.detach, part.state)
         yield part
 
 
@@ -281,14 +287,6 @@ def _cut(grad: Grad, t: int) -> bool:
     if grad == "full":
         return False
     return grad == "detach" or t % int(grad) == 0
-
-
-def _detached(state: Any) -> Any:
-    if isinstance(state, torch.Tensor):
-        return state.detach()
-    if isinstance(state, tuple):
-        return type(state)(_detached(part) for part in state)
-    return state
 
 
 def _weighted_mean(
