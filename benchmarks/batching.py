@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -29,7 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _report import table
+from _report import publish, settings, table
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import BatchSampler, RandomSampler
 
@@ -184,17 +182,12 @@ def main() -> None:
     max_tokens = BATCH * 256  # 32 samples of mean length: about as many batches as 32 each
     start = time.perf_counter()
     sections = [
-        f"Settings: 1 intra-op thread{', --quick' if quick else ''}; {os.cpu_count()} CPUs, "
-        f"torch {torch.__version__}, Python {platform.python_version()}.",
+        settings(quick),
         collate_figure(rng, rounds=7 if quick else 31, calls=20 if quick else 100),
         efficiency_figure(lengths, rng, max_tokens),
         epoch_figure(lengths, rounds=11 if quick else 51),
     ]
-    text = "## loopline batching benchmarks\n\n" + "\n\n".join(sections) + "\n"
-    print(text)
-    print(f"(ran in {time.perf_counter() - start:.0f} s)")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text)
+    publish("loopline batching benchmarks", sections, OUT, start)
 
 
 if __name__ == "__main__":

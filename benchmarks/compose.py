@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import platform
 import statistics
 import time
 import tracemalloc
@@ -32,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _report import table
+from _report import publish, settings, table
 from torch import nn
 
 import loopline
@@ -383,8 +381,7 @@ def main() -> None:
     forward = forward_rows(quick)
     check = check_rows(quick)
     sections = [
-        f"Settings: 1 intra-op thread{', --quick' if quick else ''}; {os.cpu_count()} CPUs, "
-        f"torch {torch.__version__}, Python {platform.python_version()}.",
+        settings(quick),
         "### 1. Forward: Graph against the hand-written forward, µs per call\n\n"
         + table(FORWARD_HEADERS, forward)
         + "\n\nGoal: Graph / hand within 5% (1.05x). The graph's forward is generated once "
@@ -401,11 +398,7 @@ def main() -> None:
         "(layer_norm, elementwise ops) are Python reference implementations costing tens "
         "to hundreds of µs each, which is most of the transformer's check time.",
     ]
-    text = "## loopline compose benchmark\n\n" + "\n\n".join(sections) + "\n"
-    print(text)
-    print(f"(ran in {time.perf_counter() - started:.0f} s)")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text)
+    publish("loopline compose benchmark", sections, OUT, started)
 
 
 if __name__ == "__main__":

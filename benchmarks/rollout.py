@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import gc
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -30,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _report import table
+from _report import publish, settings, table
 from torch import nn
 
 import loopline
@@ -198,8 +196,7 @@ def main() -> None:
         noise.append(f"{ratio(us, 'control'):.2f}x")
     own = own_cost(rounds=20 if quick else 200)
     sections = [
-        f"Settings: 1 intra-op thread{', --quick' if quick else ''}; {os.cpu_count()} CPUs, "
-        f"torch {torch.__version__}, Python {platform.python_version()}.",
+        settings(quick),
         "### 1. Per-step cost of rollout and of its guard, µs/step (ratio to the hand loop)\n\n"
         + table(GUARD_HEADERS, guard_rows)
         + '\n\nGoals: on_nonfinite="ignore" and the default guard ("raise") within 5% of the '
@@ -216,11 +213,7 @@ def main() -> None:
         + "\n\nWhat rollout adds to every step whatever the model; divide by a model's step "
         "time for its overhead (the small MLP above takes about 155 µs).",
     ]
-    text = "## loopline rollout benchmark\n\n" + "\n\n".join(sections) + "\n"
-    print(text)
-    print(f"(ran in {time.perf_counter() - started:.0f} s)")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text)
+    publish("loopline rollout benchmark", sections, OUT, started)
 
 
 if __name__ == "__main__":

@@ -17,15 +17,13 @@ live and at their peak over one training step. That is what ``tracemalloc`` cann
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from _report import table
+from _report import publish, settings, table
 from torch import nn
 
 import loopline
@@ -188,8 +186,7 @@ def main() -> None:
         kib = [peak_saved(step, horizon) / 1024 for step in MEMORY_STEPS]
         memory_rows.append([str(horizon), *(f"{k:,.0f}" for k in kib)])
     sections = [
-        f"Settings: 1 intra-op thread{', --quick' if quick else ''}; {os.cpu_count()} CPUs, "
-        f"torch {torch.__version__}, Python {platform.python_version()}.",
+        settings(quick),
         "### 1. Time per training step (forward + backward + optimizer step), ms "
         "(ratio to the hand loop)\n\n"
         + table(["horizon", "hand loop", "unroll", "hand loop again (noise)"], time_rows)
@@ -207,11 +204,7 @@ def main() -> None:
         f'more than {WINDOW} steps. grad="detach" cuts the gradient path but not the graph: '
         "the mean loss is backpropagated once, so every step's graph is alive until then.",
     ]
-    text = "## loopline training benchmark\n\n" + "\n\n".join(sections) + "\n"
-    print(text)
-    print(f"(ran in {time.perf_counter() - started:.0f} s)")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text)
+    publish("loopline training benchmark", sections, OUT, started)
 
 
 if __name__ == "__main__":
