@@ -104,6 +104,27 @@ def test_a_missing_key_names_the_sample_and_key():
         loopline.pad_collate(samples)
 
 
+def test_keys_in_another_order_are_the_same_keys():
+    samples = [{"a": torch.ones(2), "b": 1}, {"b": 2, "a": torch.zeros(3)}]
+    batch = loopline.pad_collate(samples)
+    assert list(batch) == ["a", "b"]
+    assert batch["b"].tolist() == [1, 2]
+    assert batch["a"].lengths.tolist() == [2, 3]
+
+
+def test_a_mapping_of_another_type_with_the_same_keys_is_batched():
+    from collections import OrderedDict
+
+    batch = loopline.pad_collate([{"x": 1}, OrderedDict(x=2)])
+    assert batch["x"].tolist() == [1, 2]
+
+
+def test_numpy_numbers_are_numbers():
+    import numpy as np
+
+    assert loopline.pad_collate([1.5, np.float64(2.5)]).tolist() == [1.5, 2.5]
+
+
 def test_a_rank_mismatch_names_the_key_path():
     samples = [{"image": torch.ones(3, 4, 4)}, {"image": torch.ones(4, 4)}]
     with pytest.raises(

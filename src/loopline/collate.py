@@ -143,20 +143,26 @@ def pad_collate(
 def _collate(values: list[Any], path: tuple[Any, ...], options: _Options) -> Any:
     first = values[0]
     if isinstance(first, (torch.Tensor, np.ndarray)):
-        if all(type(value) is torch.Tensor for value in values):
+        if {type(value) for value in values} == {torch.Tensor}:
             return _stack_or_pad(values, path, options)
         tensors = [_as_tensor(value, i, path, first) for i, value in enumerate(values)]
         return _stack_or_pad(tensors, path, options)
     if isinstance(first, (bool, int, float)):
-        for i, value in enumerate(values):
-            if not isinstance(value, (bool, int, float)):
-                _mismatch(i, path, "a number (as in sample 0)", type(value).__name__)
+        if not {type(value) for value in values} <= {bool, int, float}:  # else: all plain
+            for i, value in enumerate(values):
+                if not isinstance(value, (bool, int, float)):
+                    _mismatch(i, path, "a number (as in sample 0)", type(value).__name__)
         return torch.tensor(values)
     if first is None or isinstance(first, (str, bytes)):
         return values
     if isinstance(first, Mapping):
         keys = list(first)
-        for i, value in enumerate(values):
+        # The usual batch, one type and the same keys in the same order, is seen in two set
+        # comprehensions; anything else goes through the per-sample check that names it.
+        alike = {type(v) for v in values} == {type(first)} and {tuple(v) for v in values} == {
+            tuple(keys)
+        }
+        for i, value in enumerate(() if alike else values):
             if not isinstance(value, Mapping):
                 _mismatch(i, path, "a mapping (as in sample 0)", type(value).__name__)
             if set(value) != set(keys):
@@ -207,20 +213,14 @@ def _as_tensor(value: Any, i: int, path: tuple[Any, ...], first: Any) -> torch.T
 def _stack_or_pad(tensors: list[torch.Tensor], path: tuple[Any, ...], options: _Options) -> Any:
     first = tensors[0]
     rank, dtype = first.dim(), first.dtype
-    # Shape bookkeeping in plain Python: tiny tensors here would cost more than the copy.
-    shapes = [tuple(tensor.shape) for tensor in tensors]
-    for i, (tensor, shape) in enumerate(zip(tensors, shapes, strict=True)):
-        if len(shape) != rank:
-            _mismatch(
-                i,
-                path,
-                f"a tensor of rank {rank} {tuple(first.shape)} (as in sample 0)",
-                f"rank {len(shape)} {shape}",
-            )
-        if tensor.dtype != dtype:
-            _mismatch(i, path, f"dtype {dtype} (as in sample 0)", f"{tensor.dtype}")
-    sizes = [max(column) for column in zip(*shapes, strict=True)]
-    padded_dims = [d for d, size in enumerate(sizes) if any(s[d] != size for s in shapes)]
+    # Shape bookkeeping in plain Python, in set and zip comprehensions: with 32 small
+    # tensors a per-sample Python loop costs as much as the copy itself.
+    shapes = [tensor.shape for tensor in tensors]
+    if {len(shape) for shape in shapes} != {rank} or {t.dtype for t in tensors} != {dtype}:
+        _name_the_odd_one(tensors, path)
+    columns = list(zip(*shapes, strict=True))  # columns[d]: every sample's size on dim d
+    sizes = [max(column) for column in columns]
+    padded_dims = [d for d, column in enumerate(columns) if min(column) != sizes[d]]
     if not padded_dims and path and path[-1] in options.pad_keys and first.dim():
         padded_dims = [0]  # all lengths equal this time, but the caller wants a mask
     if not padded_dims:
@@ -230,7 +230,7 @@ def _stack_or_pad(tensors: list[torch.Tensor], path: tuple[Any, ...], options: _
             sizes[d] = -(-sizes[d] // options.multiple) * options.multiple
     if padded_dims == [0]:
         # The common case, a batch of sequences: torch's own kernels do the work.
-        lengths = torch.tensor([shape[0] for shape in shapes], device=first.device)
+        lengths = torch.tensor(columns[0], device=first.device)
         data = pad_sequence(tensors, batch_first=True, padding_value=options.pad_value)
         if data.shape[1] < sizes[0]:  # rounded up to a multiple
             rounded = data.new_full((len(tensors), *sizes), options.pad_value)
@@ -243,6 +243,21 @@ def _stack_or_pad(tensors: list[torch.Tensor], path: tuple[Any, ...], options: _
     lengths = torch.tensor([[s[d] for d in padded_dims] for s in shapes], device=first.device)
     mask = _mask(lengths, padded_dims, sizes)
     return Padded(data, mask, lengths.squeeze(1) if len(padded_dims) == 1 else lengths)
+
+
+def _name_the_odd_one(tensors: list[torch.Tensor], path: tuple[Any, ...]) -> None:
+    """Raise naming the first tensor whose rank or dtype differs from sample 0's."""
+    first = tensors[0]
+    for i, tensor in enumerate(tensors):
+        if tensor.dim() != first.dim():
+            _mismatch(
+                i,
+                path,
+                f"a tensor of rank {first.dim()} {tuple(first.shape)} (as in sample 0)",
+                f"rank {tensor.dim()} {tuple(tensor.shape)}",
+            )
+        if tensor.dtype != first.dtype:
+            _mismatch(i, path, f"dtype {first.dtype} (as in sample 0)", f"{tensor.dtype}")
 
 
 def _mask(lengths: torch.Tensor, padded_dims: list[int], sizes: list[int]) -> torch.Tensor:
