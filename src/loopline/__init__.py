@@ -7,25 +7,33 @@ feedback rollouts (`rollout`, `Rollout`, `converged`) and their horizon metrics
 (`horizon_error`, `valid_time`, `plot_horizon`), training through them
 (`unroll`, `unroll_windows`, `pushforward`, `scheduled_sampling`), and models combined
 over a dict batch, every edge checked before a run (`Graph`, `Node`, `Concat`, `Spec`).
+
+This module is the whole public API; the parts live in `loopline.streams`,
+`loopline.batching`, `loopline.feedback` and `loopline.compose` (see the README's
+"Architecture").
 """
 
-from loopline import schedules
-from loopline._endless import EmptyEpoch
-from loopline.bucket import Bucketer, bucket
-from loopline.bucket_sampler import BucketSampler
-from loopline.collate import Padded, pad_collate
-from loopline.distributed import Even, even
-from loopline.forever import Forever, NotResumable, forever
-from loopline.generator import GeneratorDataset, GeneratorFailed, from_generator
-from loopline.graph import Concat, Graph, GraphError, Node
-from loopline.metrics import StepMetric, horizon_error, plot_horizon, valid_time
-from loopline.rollout import Rollout, converged, rollout
-from loopline.sampler import EpochSampler
-from loopline.shard import Shard, current_shard
-from loopline.spec import Spec
-from loopline.teacher import ScheduledSampling, Teacher, scheduled_sampling
-from loopline.trajectory import RolloutDiverged, Trajectory
-from loopline.unroll import Unrolled, pushforward, unroll, unroll_windows
+from loopline.batching.bucket import Bucketer, bucket
+from loopline.batching.bucket_sampler import BucketSampler
+from loopline.batching.collate import pad_collate
+from loopline.batching.padded import Padded
+from loopline.compose.graph import Graph
+from loopline.compose.node import Concat, GraphError, Node
+from loopline.compose.spec import Spec
+from loopline.feedback import schedules
+from loopline.feedback.criteria import converged
+from loopline.feedback.metrics import StepMetric, horizon_error, plot_horizon, valid_time
+from loopline.feedback.protocols import Feedback, ForcedFeedback, StepCallback, StopCriterion
+from loopline.feedback.rollout import Rollout, rollout
+from loopline.feedback.teacher import ScheduledSampling, Teacher, scheduled_sampling
+from loopline.feedback.trajectory import RolloutDiverged, Trajectory
+from loopline.feedback.unroll import Unrolled, pushforward, unroll, unroll_windows
+from loopline.streams.distributed import Even, even
+from loopline.streams.errors import EmptyEpoch, NotResumable
+from loopline.streams.forever import Forever, forever
+from loopline.streams.generator import GeneratorDataset, GeneratorFailed, from_generator
+from loopline.streams.sampler import EpochSampler
+from loopline.streams.shard import Shard, current_shard
 
 __all__ = [
     # generator-backed datasets
@@ -47,8 +55,12 @@ __all__ = [
     "bucket",
     "pad_collate",
     # feedback rollouts
+    "Feedback",
+    "ForcedFeedback",
     "Rollout",
     "RolloutDiverged",
+    "StepCallback",
+    "StopCriterion",
     "Trajectory",
     "converged",
     "rollout",

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
-from loopline.shard import Shard, current_shard
+from loopline import Shard, current_shard
 
 SIGMA, RHO, BETA = 10.0, 28.0, 8.0 / 3.0
 DT = 0.01

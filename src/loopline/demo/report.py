@@ -15,9 +15,8 @@ from pathlib import Path
 
 import torch
 
+from loopline import horizon_error, plot_horizon, rollout, valid_time
 from loopline.demo.tasks import Task
-from loopline.metrics import horizon_error, plot_horizon, valid_time
-from loopline.rollout import rollout
 
 THRESHOLD = 0.5  # normalized RMSE beyond which a forecast no longer counts as valid
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
+from loopline import Shard, current_shard
 from loopline.demo.lorenz import shard_generator
-from loopline.shard import Shard, current_shard
 
 
 class SeriesError(ValueError):

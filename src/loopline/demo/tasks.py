@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
+from loopline import GeneratorDataset, from_generator
 from loopline.demo import lorenz, series
 from loopline.demo._progress import progress
-from loopline.generator import GeneratorDataset, from_generator
 
 TRAJECTORIES_PER_SHARD = 128  # Lorenz trajectories each shard integrates per epoch
 TRAJECTORY_STEPS = 500  # their length after the spin-up

@@ -24,10 +24,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from loopline import forever, pushforward, unroll
 from loopline.demo import checkpoint as ckpt
 from loopline.demo._progress import progress
-from loopline.forever import forever
-from loopline.unroll import pushforward, unroll
 
 METHODS = ("teacher forcing", "unroll", "pushforward")
 MAX_UNROLL = 4  # pushforward's most steps without gradient

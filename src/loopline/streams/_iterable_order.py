@@ -1,0 +1,153 @@
+"""`forever` over an iterable dataset: workers batch their shards epoch after epoch.
+
+Each worker batches its own shard of every epoch in turn and tags each batch with (epoch,
+worker, number) plus an end-of-epoch marker; the consumer restores the order a plain
+DataLoader gives (round robin over workers: sorted by (number, worker)) and sees every
+boundary. A position is how many batches each worker has delivered in the epoch.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+from itertools import count, islice
+from typing import Any, NamedTuple, cast
+
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from loopline.streams._endless import EPOCH_END, rebuild, shut_down
+from loopline.streams.protocols import announce_epoch, epoch_items
+
+
+class Tagged(NamedTuple):
+    """A batch with the place it came from (a NamedTuple so pin_memory recurses into it)."""
+
+    epoch: int
+    worker: int
+    number: int  # the batch's number within its worker's epoch
+    batch: Any
+    end: bool
+
+
+def keep(item: Any) -> Any:
+    """Identity collate: batches are already collated inside the workers."""
+    return item
+
+
+def batched(items: Iterator[Any], size: int | None, drop_last: bool) -> Iterator[list[Any]]:
+    """Lists of `size` consecutive items (single items when size is None)."""
+    if size is None:
+        for item in items:
+            yield [item]
+        return
+    while chunk := list(islice(items, size)):
+        if len(chunk) < size and drop_last:
+            return
+        yield chunk
+
+
+class EndlessBatches(IterableDataset):
+    """Runs inside each worker: batches its shard, epoch after epoch, tagged."""
+
+    def __init__(
+        self,
+        dataset: IterableDataset,
+        batch_size: int | None,
+        drop_last: bool,
+        collate_fn: Callable[[Any], Any],
+        start_epoch: int,
+        skips: list[int],
+        stop_epoch: int | None,
+    ):
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.drop_last = drop_last
+        self.collate_fn = collate_fn
+        self.start_epoch = start_epoch
+        self.skips = skips
+        self.stop_epoch = stop_epoch
+
+    def __iter__(self) -> Iterator[Tagged]:
+        info = get_worker_info()
+        worker = info.id if info is not None else 0
+        epochs = (
+            count(self.start_epoch)
+            if self.stop_epoch is None
+            else range(self.start_epoch, self.stop_epoch)
+        )
+        for epoch in epochs:
+            skip = self.skips[worker] if epoch == self.start_epoch else 0
+            chunks = batched(epoch_items(self.dataset, epoch), self.batch_size, self.drop_last)
+            index = skip
+            # Skipped batches are drawn but never collated: resuming replays the generator.
+            for chunk in islice(chunks, skip, None):
+                batch = self.collate_fn(chunk if self.batch_size is not None else chunk[0])
+                yield Tagged(epoch, worker, index, batch, False)
+                index += 1
+            yield Tagged(epoch, worker, index, None, True)
+
+
+class IterableOrder:
+    """Ordered batches of an endless iterable-style loader, split into epochs."""
+
+    def __init__(
+        self, loader: DataLoader, start_epoch: int, position: list[int] | None, stop: int | None
+    ):
+        self.workers = max(1, loader.num_workers)
+        self.next_index = list(position) if position is not None else [0] * self.workers
+        self.ended = [False] * self.workers
+        self.epoch = start_epoch
+        self._loader = loader
+        self._stop = stop
+        self._waiting: list[deque[Tagged]] = [deque() for _ in range(self.workers)]
+        endless = EndlessBatches(
+            cast(IterableDataset, loader.dataset),
+            loader.batch_size,
+            loader.drop_last,
+            loader.collate_fn,
+            start_epoch,
+            list(self.next_index),
+            stop,
+        )
+        announce_epoch(loader, start_epoch)
+        self._tagged = iter(rebuild(loader, dataset=endless, batch_size=None, collate_fn=keep))
+
+    def next_batch(self) -> Any:
+        while True:
+            active = [w for w in range(self.workers) if not self.ended[w]]
+            if not active:
+                self.epoch += 1
+                self.next_index = [0] * self.workers
+                self.ended = [False] * self.workers
+                if self._stop is None or self.epoch < self._stop:
+                    announce_epoch(self._loader, self.epoch)
+                return EPOCH_END
+            # A plain DataLoader serves workers round robin: batch j of every worker
+            # before batch j+1 of any.
+            worker = min(active, key=lambda w: (self.next_index[w], w))
+            item = self._take(worker)
+            if item.end:
+                self.ended[worker] = True
+                continue
+            self.next_index[worker] += 1
+            return item.batch
+
+    def _take(self, worker: int) -> Tagged:
+        waiting = self._waiting[worker]
+        while not waiting:
+            item = next(self._tagged)
+            self._waiting[item.worker].append(item)
+        item = waiting.popleft()
+        if (item.epoch, item.number) != (self.epoch, self.next_index[worker]):
+            raise RuntimeError(
+                f"forever: internal order error, expected epoch {self.epoch} batch "
+                f"{self.next_index[worker]} of worker {worker}, got epoch {item.epoch} "
+                f"batch {item.number}"
+            )
+        return item
+
+    def position_state(self) -> Any:
+        return list(self.next_index)
+
+    def close(self) -> None:
+        shut_down(self._tagged)

@@ -1,0 +1,217 @@
+"""Generator-backed datasets: a generator *function* becomes a re-iterable dataset.
+
+Think of `from_generator(fn, *args)` as a recipe, not a stream: every `iter()` calls
+`fn(*args)` afresh, so the dataset can be iterated for many epochs, pickled to spawned
+workers, and split between shards. Unless `sharded=True`, every shard runs the full
+generator and keeps the items at positions `i` with `i % count == index`, so the union
+over all (rank, worker) shards is exactly `fn`'s sequence, each item once.
+
+The epoch lives in a shared-memory tensor, so `set_epoch` in the main process reaches
+the copies held by DataLoader workers, persistent ones included.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch.utils.data import IterableDataset
+
+from loopline._checks import check_int
+from loopline._pickling import check_picklable, describe
+from loopline.streams.shard import (
+    Shard,
+    activate,
+    deactivate,
+    detect_shard,
+    distributed_rank_and_size,
+)
+
+
+class GeneratorFailed(RuntimeError):
+    """An exception raised inside a `from_generator` function, with where it happened.
+
+    The original exception is its `__cause__`.
+
+    Example:
+        >>> import loopline
+        >>> def broken():
+        ...     yield 1
+        ...     raise KeyError("no such file")
+        >>> try:
+        ...     list(loopline.from_generator(broken))
+        ... except loopline.GeneratorFailed as error:
+        ...     print(error)  # doctest: +ELLIPSIS
+        from_generator: broken raised KeyError: 'no such file' at sample 1 of the full ...
+    """
+
+
+class GeneratorDataset(IterableDataset):
+    """An `IterableDataset` that calls a generator function afresh for every `iter()`.
+
+    Build it with `loopline.from_generator`. Attributes: `sharded` (the function produces
+    only its own shard), `seed` (the base seed reported by `current_shard()`, the same on
+    every shard, workers included), `epoch` (see `set_epoch`).
+
+    Example:
+        >>> import loopline
+        >>> def count(n):
+        ...     yield from range(n)
+        >>> dataset = loopline.from_generator(count, 3)
+        >>> list(dataset), list(dataset)  # a fresh generator for every iter()
+        ([0, 1, 2], [0, 1, 2])
+    """
+
+    # Its sequence is a function of (seed, epoch) as long as fn's is, so forever() may
+    # resume by replaying it.
+    replayable = True
+
+    def __init__(
+        self,
+        fn: Callable[..., Iterable[Any]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        sharded: bool,
+        batched: bool = False,
+    ) -> None:
+        self._fn = fn
+        self._args = args
+        self._kwargs = kwargs
+        self.sharded = sharded
+        self.batched = batched
+        # Shared memory so the main process's set_epoch reaches worker copies.
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        self._seed = torch.zeros((), dtype=torch.int64).share_memory_()
+        # (rank, world_size) of the process that pickled this dataset for its workers.
+        self._place: tuple[int, int] | None = None
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
+
+    @property
+    def seed(self) -> int:
+        return int(self._seed)
+
+    @seed.setter
+    def seed(self, seed: int) -> None:
+        self._seed.fill_(check_int("from_generator", "seed", seed))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch every shard sees from now on, in workers too."""
+        self._epoch.fill_(check_int("set_epoch", "epoch", epoch, 0))
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.iter_epoch(self.epoch)
+
+    def iter_epoch(self, epoch: int, shard: Shard | None = None) -> Iterator[Any]:
+        """This shard's items for `epoch` (the detected shard unless one is given)."""
+        shard = replace(shard or detect_shard(place=self._place), epoch=epoch, seed=self.seed)
+        return self._items(shard)
+
+    def _items(self, shard: Shard) -> Iterator[Any]:
+        name = describe(self._fn)
+        where = "its own sequence" if self.sharded else "the full sequence"
+        position = 0
+        keep_all, count, index = self.sharded, shard.count, shard.index
+        try:
+            token = activate(shard)
+            try:
+                source = self._fn(*self._args, **self._kwargs)
+            finally:
+                deactivate(token)
+            if not isinstance(source, Iterable):
+                raise TypeError(f"{name}(...) returned {type(source).__name__}, not an iterable")
+            source = iter(source)
+            while True:
+                # The generator's body runs inside next(), so activate the shard there.
+                token = activate(shard)
+                try:
+                    item = next(source)
+                except StopIteration:
+                    return
+                finally:
+                    deactivate(token)
+                if keep_all or position % count == index:
+                    yield item
+                position += 1
+        except GeneratorFailed:
+            raise
+        except Exception as error:
+            raise GeneratorFailed(
+                f"from_generator: {name} raised {type(error).__name__}: {error} at sample "
+                f"{position} of {where}, in shard {shard.index} of {shard.count} (rank "
+                f"{shard.rank}, worker {shard.worker}, epoch {shard.epoch})"
+            ) from error
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickling happens when workers are spawned; fail here with a useful message
+        # rather than deep inside multiprocessing.
+        check_picklable("from_generator", self._fn, args=self._args, kwargs=self._kwargs)
+        # Spawned workers do not inherit the process group: carry the rank along.
+        return {**self.__dict__, "_place": distributed_rank_and_size()}
+
+    def __repr__(self) -> str:
+        return (
+            f"from_generator({describe(self._fn)}, sharded={self.sharded}, batched={self.batched})"
+        )
+
+
+def from_generator(
+    fn: Callable[..., Iterable[Any]],
+    *args: Any,
+    sharded: bool = False,
+    batched: bool = False,
+    **kwargs: Any,
+) -> GeneratorDataset:
+    """Turn a generator function into a re-iterable, shard-aware `IterableDataset`.
+
+    Each `iter()` calls `fn(*args, **kwargs)` afresh. In DataLoader workers and under
+    `torch.distributed`, each (rank, worker) shard yields a disjoint part of the sequence
+    and the union is exactly `fn`'s sequence, each item once.
+
+    Args:
+        fn: a callable returning an iterable, typically a generator function. Pass the
+            function, not a generator object. Under the spawn start method it must be
+            picklable: a module-level function or a `functools.partial` of one.
+        *args, **kwargs: passed to `fn` on every iteration.
+        sharded: `fn` already yields only the part of `loopline.current_shard()`.
+        batched: `fn` yields whole batches. Shards then split the stream batch by batch,
+            and the DataLoader must not batch again: use `batch_size=None` (`forever`
+            checks it), or batches of 32 become `[32, 32, ...]`.
+
+    Returns:
+        A `GeneratorDataset` with `set_epoch(epoch)` and a `seed` attribute.
+
+    Raises:
+        TypeError: `fn` is not callable, or is a generator object.
+
+    Example:
+        >>> import loopline
+        >>> def count(n):
+        ...     yield from range(n)
+        >>> ds = loopline.from_generator(count, 4)
+        >>> list(ds), list(ds)
+        ([0, 1, 2, 3], [0, 1, 2, 3])
+    """
+    if inspect.isgenerator(fn) or isinstance(fn, Iterator):
+        raise TypeError(
+            f"from_generator: fn must be a generator function, got a {type(fn).__name__} "
+            "object, which can be consumed only once; pass the function and its "
+            "arguments instead: from_generator(make_samples, n), not "
+            "from_generator(make_samples(n))"
+        )
+    if not callable(fn):
+        raise TypeError(
+            f"from_generator: fn must be a callable that returns an iterable (a generator "
+            f"function), got {type(fn).__name__}; to wrap a list or tensor use a "
+            "map-style Dataset instead"
+        )
+    for name, flag in (("sharded", sharded), ("batched", batched)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"from_generator: {name} must be True or False, got {flag!r}")
+    return GeneratorDataset(fn, args, kwargs, sharded=sharded, batched=batched)

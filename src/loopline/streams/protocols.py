@@ -1,0 +1,86 @@
+"""The protocols a stream stage may follow, each declared once, with the probe that reads it.
+
+A stage opts into a behaviour by having a method or a flag, as PyTorch's own samplers do
+(`DistributedSampler.set_epoch`); nothing has to inherit from anything. `forever`,
+`bucket` and `even` find out what a loader, sampler or dataset can do only through the
+functions below, so each contract is written in one place: its Protocol's docstring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class EpochAware(Protocol):
+    """`set_epoch(epoch)` selects the epoch whose order the next `iter()` gives."""
+
+    def set_epoch(self, epoch: int) -> None: ...
+
+
+@runtime_checkable
+class EpochIterable(Protocol):
+    """`iter_epoch(epoch)` gives the items of `epoch` without setting an epoch others share."""
+
+    def iter_epoch(self, epoch: int) -> Iterator[Any]: ...
+
+
+@runtime_checkable
+class Checkpointable(Protocol):
+    """`state_dict()` is the position as a plain dict; `load_state_dict(state)` resumes there."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class Replayable(Protocol):
+    """`replayable` is true when an epoch's order is a pure function of its (seed, epoch)."""
+
+    replayable: bool
+
+
+class Batched(Protocol):
+    """`batched` is true when a dataset yields whole batches, which must not be batched again."""
+
+    batched: bool
+
+
+def announce_epoch(source: Any, epoch: int) -> None:
+    """Call `set_epoch(epoch)` on the loader and its sampler, batch sampler and dataset."""
+    seen: set[int] = set()
+    for part in (
+        source,
+        getattr(source, "sampler", None),
+        getattr(source, "batch_sampler", None),
+        getattr(source, "dataset", None),
+    ):
+        if isinstance(part, EpochAware) and id(part) not in seen:
+            seen.add(id(part))
+            part.set_epoch(epoch)
+
+
+def epoch_items(dataset: Iterable[Any], epoch: int) -> Iterator[Any]:
+    """The items of `epoch` from this worker's copy of `dataset`."""
+    if isinstance(dataset, EpochIterable):
+        # Explicit epoch: workers run ahead of each other, so a shared epoch would race.
+        return dataset.iter_epoch(epoch)
+    if isinstance(dataset, EpochAware):
+        dataset.set_epoch(epoch)
+    return iter(dataset)
+
+
+def is_checkpointable(stage: Any) -> bool:
+    """Whether `stage` has `state_dict()` and `load_state_dict()` (see `Checkpointable`)."""
+    return isinstance(stage, Checkpointable)
+
+
+def is_replayable(stage: Any) -> bool:
+    """Whether `stage` says its epochs replay exactly (see `Replayable`)."""
+    return bool(getattr(stage, "replayable", False))
+
+
+def yields_batches(dataset: Any) -> bool:
+    """Whether `dataset` says it yields whole batches (see `Batched`)."""
+    return bool(getattr(dataset, "batched", False))
