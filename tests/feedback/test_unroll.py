@@ -144,6 +144,46 @@ def test_windows_give_the_same_losses_as_a_truncated_unroll():
     torch.testing.assert_close(torch.cat([p.step_losses for p in parts]), truncated.step_losses)
 
 
+def test_carry_is_the_next_input_a_hand_loop_would_feed():
+    model, (x0, targets) = mlp(), data(steps=6)
+    forcing = torch.randn(6, 4, 3)
+
+    def feed(y, f):  # the fed-back output, mixed with step t's forcing
+        return 0.5 * y + f
+
+    out = loopline.unroll(model, x0, targets, loss_fn=MSE, feedback=feed, forcing=forcing)
+    x = x0
+    for t in range(6):
+        x = feed(model(x), forcing[t])
+    assert torch.equal(out.carry, x.detach())
+
+
+def test_carry_with_a_delay_is_the_next_d_inputs_in_order():
+    model, (_, targets) = mlp(), data(steps=5)
+    history = torch.randn(2, 4, 3)  # the inputs of steps 0 and 1
+    out = loopline.unroll(model, history, targets, loss_fn=MSE, delay=2)
+    inputs = list(history)
+    for _ in range(5):
+        inputs.append(model(inputs[-2]))  # step t's output feeds step t + 2
+    assert torch.equal(out.carry, torch.stack(inputs[-2:]).detach())
+
+
+def test_a_teachers_truth_is_carried_on_like_any_fed_back_input():
+    model, (x0, targets) = mlp(), data(steps=3)
+    out = loopline.unroll(model, x0, targets, loss_fn=MSE, teacher=loopline.scheduled_sampling(1.0))
+    assert torch.equal(out.carry, targets[-1])
+
+
+def test_going_on_from_carry_and_state_continues_the_same_rollout():
+    model, (x0, targets) = LSTMStep(), data(steps=8)
+    state = (torch.zeros(4, 6), torch.zeros(4, 6))
+    whole = loopline.unroll(model, x0, targets, loss_fn=MSE, state=state)
+    first = loopline.unroll(model, x0, targets[:5], loss_fn=MSE, state=state)
+    rest = loopline.unroll(model, first.carry, targets[5:], loss_fn=MSE, state=first.state)
+    torch.testing.assert_close(torch.cat([first.outputs, rest.outputs]), whole.outputs)
+    torch.testing.assert_close(rest.state, whole.state)
+
+
 def test_windows_hold_no_graph_from_earlier_windows():
     model, (x0, targets) = mlp(), data(steps=12)
     for part in loopline.unroll_windows(model, x0, targets, window=3, loss_fn=MSE):

@@ -41,3 +41,15 @@ def test_readme_starts_with_the_two_commands():
     lines = README.read_text().splitlines()
     commands = [line.split("#")[0].strip() for line in lines[:12] if line.startswith("make ")]
     assert commands == ["make demo", "make test"]
+
+
+def test_the_architecture_section_names_every_part():
+    text = README.read_text()
+    section = text[text.index("## Architecture") :]
+    section = section[: section.index("\n## ", 1)]
+    src = README.parent / "src" / "loopline"
+    parts = sorted(path.parent.name for path in src.glob("*/__init__.py"))
+    assert parts == ["batching", "compose", "demo", "feedback", "streams"]
+    missing = [part for part in parts if f"loopline/{part}/" not in section]
+    assert missing == []
+    assert "tests/test_layering.py" in section
