@@ -84,3 +84,21 @@ def test_epoch_items_asks_for_the_epoch_without_setting_a_shared_one():
     log = []
     assert list(epoch_items(Recorder(log, "plain"), 2)) == [0, 1, 2]
     assert log == [("plain", 2)]  # no iter_epoch: set_epoch, then iter
+
+
+def test_an_epoch_sampler_inside_a_batch_sampler_gets_a_new_order_each_epoch():
+    # Issue 12, item 6: set_epoch did not reach a sampler nested in a BatchSampler, so
+    # every epoch repeated epoch 0's order.
+    from torch.utils.data import BatchSampler
+
+    sampler = loopline.EpochSampler(12, seed=3)
+    loader = DataLoader(list(range(12)), batch_sampler=BatchSampler(sampler, 4, False))
+    stream = loopline.forever(loader, epochs=3)
+    epochs: dict[int, list[int]] = {}
+    for batch in stream:
+        epochs.setdefault(stream.epoch, []).extend(batch.tolist())
+    reference = loopline.EpochSampler(12, seed=3)
+    assert {e: order for e, order in epochs.items()} == {
+        e: reference.order(e).tolist() for e in range(3)
+    }
+    assert epochs[0] != epochs[1]

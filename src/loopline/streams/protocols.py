@@ -48,17 +48,25 @@ class Batched(Protocol):
 
 
 def announce_epoch(source: Any, epoch: int) -> None:
-    """Call `set_epoch(epoch)` on the loader and its sampler, batch sampler and dataset."""
+    """Call `set_epoch(epoch)` on the loader and everything it draws from: its sampler and
+    batch sampler, the samplers nested inside those (a `BatchSampler`'s `.sampler`), and
+    its dataset; each object once, however often it is reached."""
     seen: set[int] = set()
-    for part in (
+    parts = [
         source,
         getattr(source, "sampler", None),
         getattr(source, "batch_sampler", None),
         getattr(source, "dataset", None),
-    ):
-        if isinstance(part, EpochAware) and id(part) not in seen:
-            seen.add(id(part))
+    ]
+    while parts:
+        part = parts.pop(0)
+        if part is None or id(part) in seen:
+            continue
+        seen.add(id(part))
+        if isinstance(part, EpochAware):
             part.set_epoch(epoch)
+        if part is not source:
+            parts.append(getattr(part, "sampler", None))  # a sampler that wraps another
 
 
 def epoch_items(dataset: Iterable[Any], epoch: int) -> Iterator[Any]:
