@@ -113,6 +113,25 @@ def test_current_shard_inside_the_generator_reports_epoch_and_seed():
     assert list(dataset) == [(3, 7), (3, 7)]
 
 
+def test_seed_is_a_keyword_of_from_generator_not_of_the_function():
+    # Issue 12: seed= went to the user's function, which failed inside with a TypeError.
+    dataset = loopline.from_generator(report_epoch, 2, sharded=True, seed=11)
+    assert dataset.seed == 11
+    assert list(dataset) == [(0, 11), (0, 11)]
+
+
+def test_seed_reaches_the_generators_of_workers():
+    dataset = loopline.from_generator(report_epoch, 4, sharded=True, seed=5)
+    batches = DataLoader(dataset, batch_size=None, num_workers=2)
+    assert [tuple(pair) for pair in batches] == [(0, 5)] * 8
+
+
+@pytest.mark.parametrize("seed", [1.5, "3", True, None])
+def test_a_seed_that_is_not_an_int_is_refused_naming_it(seed):
+    with pytest.raises(ValueError, match=f"from_generator: seed must be an int, got {seed!r}"):
+        loopline.from_generator(report_epoch, 2, seed=seed)
+
+
 def test_current_shard_in_workers_names_each_worker():
     def whoami(n):
         shard = loopline.current_shard()

@@ -77,6 +77,7 @@ class GeneratorDataset(IterableDataset):
         *,
         sharded: bool,
         batched: bool = False,
+        seed: int = 0,
     ) -> None:
         self._fn = fn
         self._args = args
@@ -86,6 +87,7 @@ class GeneratorDataset(IterableDataset):
         # Shared memory so the main process's set_epoch reaches worker copies.
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self._seed = torch.zeros((), dtype=torch.int64).share_memory_()
+        self.seed = seed
         # (rank, world_size) of the process that pickled this dataset for its workers.
         self._place: tuple[int, int] | None = None
 
@@ -166,6 +168,7 @@ def from_generator(
     *args: Any,
     sharded: bool = False,
     batched: bool = False,
+    seed: int = 0,
     **kwargs: Any,
 ) -> GeneratorDataset:
     """Turn a generator function into a re-iterable, shard-aware `IterableDataset`.
@@ -183,6 +186,8 @@ def from_generator(
         batched: `fn` yields whole batches. Shards then split the stream batch by batch,
             and the DataLoader must not batch again: use `batch_size=None` (`forever`
             checks it), or batches of 32 become `[32, 32, ...]`.
+        seed: the stream's base seed, an int, reported to `fn` by `current_shard().seed`
+            on every shard (it is loopline's: `fn` never receives it as an argument).
 
     Returns:
         A `GeneratorDataset` with `set_epoch(epoch)` and a `seed` attribute.
@@ -214,4 +219,4 @@ def from_generator(
     for name, flag in (("sharded", sharded), ("batched", batched)):
         if not isinstance(flag, bool):
             raise TypeError(f"from_generator: {name} must be True or False, got {flag!r}")
-    return GeneratorDataset(fn, args, kwargs, sharded=sharded, batched=batched)
+    return GeneratorDataset(fn, args, kwargs, sharded=sharded, batched=batched, seed=seed)
