@@ -127,14 +127,6 @@ def _demo(args: argparse.Namespace) -> int:
     names = [name.strip() for entry in args.column for name in entry.split(",")]
     columns = list(dict.fromkeys(name for name in names if name))  # in order, once each
     try:
-        if args.csv is None and (columns or args.time_column):
-            raise DemoError("--column and --time-column need --csv FILE")
-        if args.csv is not None and not columns:
-            raise DemoError(f"--csv {args.csv} needs --column NAME: the column(s) to forecast")
-        if args.time_column is not None and args.time_column in columns:
-            raise DemoError(
-                f"column {args.time_column!r} cannot be both --column and --time-column"
-            )
         run(
             Options(
                 steps=args.steps,

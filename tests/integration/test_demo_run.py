@@ -10,6 +10,7 @@ import pytest
 
 from loopline.cli import main
 from loopline.demo import report
+from loopline.demo.run import DemoError, Options, run
 
 TINY = ["--quiet", "--steps", "20", "--batch-size", "32", "--horizon", "120"]
 METHODS = ["teacher forcing", "unroll", "pushforward"]
@@ -123,3 +124,40 @@ def test_a_missing_matplotlib_skips_the_figure_with_a_message(
     assert report.figure([], None, tmp_path / "x.png") is None  # type: ignore[arg-type]
     assert "figure skipped: matplotlib is not installed" in capsys.readouterr().out
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (Options(columns=["x"]), "--column and --time-column need --csv FILE"),
+        (Options(time_column="t"), "--column and --time-column need --csv FILE"),
+        (
+            Options(csv=Path("s.csv")),
+            "--csv s.csv needs --column NAME: the column(s) to forecast",
+        ),
+        (
+            Options(csv=Path("s.csv"), columns=["x", "t"], time_column="t"),
+            "column 't' cannot be both --column and --time-column",
+        ),
+    ],
+)
+def test_the_demo_itself_refuses_data_options_that_do_not_fit_together(
+    options: Options, message: str
+) -> None:
+    with pytest.raises(DemoError) as error:
+        options.validate()
+    assert str(error.value) == message
+
+
+def test_data_options_that_fit_together_pass_validation() -> None:
+    Options().validate()
+    Options(csv=Path("s.csv"), columns=["x", "y"], time_column="t").validate()
+
+
+def test_run_checks_its_options_before_doing_anything(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with pytest.raises(DemoError, match="needs --column NAME"):
+        run(Options(csv=tmp_path / "s.csv", out=tmp_path, quiet=True))
+    assert capsys.readouterr() == ("", "")
+    assert list(tmp_path.iterdir()) == []

@@ -62,7 +62,7 @@ def table(results: list[Result], task: Task) -> str:
     unit = task.unit
     headers = [
         "method",
-        *(f"RMSE @{h * task.dt:{'.2g' if unit == 'LT' else '.4g'}} {unit}" for h in task.horizons),
+        *(f"RMSE @{h * task.dt:{task.time_format}} {unit}" for h in task.horizons),
         f"valid mean ({unit})",
         f"valid median ({unit})",
         "train s",
@@ -92,8 +92,8 @@ def notes(task: Task) -> str:
     """What the table's columns mean, for this task."""
     count, steps = len(task.test[0]), len(task.test) - 1
     rollouts = f"{count} held-out rollout{'s' if count != 1 else ''} of {steps} steps"
-    if task.unit == "LT":
-        rollouts += f" ({steps * task.dt:.3g} Lyapunov times, LT)"
+    if task.unit_name is not None:
+        rollouts += f" ({steps * task.dt:.3g} {task.unit_name}, {task.unit})"
     return (
         f"RMSE: normalized units, over {rollouts}.\nvalid: time until a rollout's RMSE "
         f"first exceeds {THRESHOLD}; samples/s: training windows per second, loading included."
@@ -123,8 +123,8 @@ def figure(results: list[Result], task: Task, path: Path) -> Path | None:
     left.set_title(f"error against horizon ({count} held-out rollout{'s' if count != 1 else ''})")
     # One trajectory in the data's own units, long enough to see where each departs.
     steps = len(task.test) - 1
-    if task.unit == "LT":
-        steps = min(steps, round(6 / task.dt))
+    if task.example_span is not None:
+        steps = min(steps, round(task.example_span / task.dt))
     time = [(t + 1) * task.dt for t in range(steps)]
     scale, shift = float(task.std[0]), float(task.mean[0])
     truth = task.test[1 : steps + 1, 0, 0] * scale + shift

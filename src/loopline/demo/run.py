@@ -47,6 +47,28 @@ class Options:
     columns: list[str] = field(default_factory=list)
     time_column: str | None = None
 
+    def validate(self) -> None:
+        """Check that the data options fit together; `run` calls it first.
+
+        Raises:
+            DemoError: a column without a CSV file, a CSV file without a column, or a
+                column that is also the time column.
+
+        Example:
+            >>> Options(columns=["x"]).validate()
+            Traceback (most recent call last):
+            ...
+            loopline.demo.run.DemoError: --column and --time-column need --csv FILE
+        """
+        if self.csv is None and (self.columns or self.time_column):
+            raise DemoError("--column and --time-column need --csv FILE")
+        if self.csv is not None and not self.columns:
+            raise DemoError(f"--csv {self.csv} needs --column NAME: the column(s) to forecast")
+        if self.time_column is not None and self.time_column in self.columns:
+            raise DemoError(
+                f"column {self.time_column!r} cannot be both --column and --time-column"
+            )
+
 
 def run(options: Options) -> list[report.Result]:
     """Run the demo, printing its table and figure path; returns each method's result.
@@ -55,6 +77,7 @@ def run(options: Options) -> list[report.Result]:
         DemoError: unusable options, data or checkpoint (the message says which).
     """
     started = time.perf_counter()
+    options.validate()
     device = _device(options.device)
     show = not options.quiet
     task = _task(options, show)  # user errors in the data surface here, before any output

@@ -42,7 +42,12 @@ class Task:
         test: `[H + 1, B, D]` held-out trajectories; rollouts start from `test[0]`.
         mean, std: `[D]`, to turn normalized values back into the data's units.
         dt: time per step, in `unit`.
-        unit: "LT" (Lyapunov times), "steps", or a time column's unit.
+        unit: the short name of the time unit: "LT", "steps", or a time column's unit.
+        horizons: the steps at which the demo's table shows the error.
+        unit_name: the unit in words ("Lyapunov times"), for the notes to spell out the
+            rollouts' length; None where `unit` says it already.
+        time_format: the format of the times in the table's header.
+        example_span: the time shown of the figure's example rollout; None: all of it.
         identity: what a checkpoint must match to resume on this data.
     """
 
@@ -54,17 +59,11 @@ class Task:
     std: torch.Tensor
     dt: float
     unit: str
+    horizons: list[int]
+    unit_name: str | None = None
+    time_format: str = ".4g"
+    example_span: float | None = None
     identity: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def horizons(self) -> list[int]:
-        """The steps at which the demo's table shows the error."""
-        steps = len(self.test) - 1
-        if self.unit == "LT":
-            wanted = [round(t * lorenz.LYAPUNOV_STEPS) for t in (0.5, 1, 2)]
-        else:
-            wanted = [1, steps // 4, steps // 2, steps]
-        return sorted({h for h in wanted if 1 <= h <= steps})
 
 
 def lorenz_task(*, window: int, batch: int, horizon: int, seed: int, show: bool = True) -> Task:
@@ -89,8 +88,8 @@ def lorenz_task(*, window: int, batch: int, horizon: int, seed: int, show: bool 
         batch,
         sharded=True,
         batched=True,
+        seed=seed,
     )
-    dataset.seed = seed
     bar = progress(lorenz.SPIN_UP + horizon, "held-out trajectories", enabled=show)
     try:
         test = lorenz.held_out(TEST_TRAJECTORIES, horizon, seed=seed, callback=bar.update)
@@ -105,6 +104,10 @@ def lorenz_task(*, window: int, batch: int, horizon: int, seed: int, show: bool 
         std=torch.tensor(lorenz.STD),
         dt=1 / lorenz.LYAPUNOV_STEPS,
         unit="LT",
+        horizons=_within([round(t * lorenz.LYAPUNOV_STEPS) for t in (0.5, 1, 2)], horizon),
+        unit_name="Lyapunov times",
+        time_format=".2g",
+        example_span=6.0,
         identity={"data": "lorenz-63"},
     )
 
@@ -141,8 +144,7 @@ def csv_task(
     count = min(MAX_TEST_STARTS, held - horizon)
     starts = torch.linspace(0, held - 1 - horizon, count).round().long().unique()  # [B]
     test = rest[starts[None] + torch.arange(horizon + 1)[:, None]]  # [H+1, B, D]
-    dataset = from_generator(series.windows, train, window, batch, batched=True)
-    dataset.seed = seed
+    dataset = from_generator(series.windows, train, window, batch, batched=True, seed=seed)
     digest = hashlib.sha256(data.values.numpy().tobytes()).hexdigest()[:16]
     return Task(
         title=f"{path}: {_names(columns)}, {rows} rows ({rows - held} train, {held} held out)",
@@ -153,6 +155,7 @@ def csv_task(
         std=std.float(),
         dt=data.dt,
         unit=data.unit,
+        horizons=_within([1, horizon // 4, horizon // 2, horizon], horizon),
         identity={
             "data": f"csv {Path(path).resolve()}",
             "columns": list(columns),
@@ -160,6 +163,11 @@ def csv_task(
             "digest": digest,
         },
     )
+
+
+def _within(wanted: list[int], steps: int) -> list[int]:
+    """The steps of `wanted` that a rollout of `steps` steps reaches, in order, once each."""
+    return sorted({h for h in wanted if 1 <= h <= steps})
 
 
 def _names(columns: list[str]) -> str:
