@@ -119,8 +119,7 @@ def part_b_each_sample_once() -> None:
 def part_c_sharded_generator() -> None:
     print("(c) sharded=True: each worker reads only its own files, shuffled by (seed, epoch):")
     num_files, per_file = 12, 4
-    dataset = loopline.from_generator(make_records, num_files, per_file, sharded=True)
-    dataset.seed = SEED
+    dataset = loopline.from_generator(make_records, num_files, per_file, sharded=True, seed=SEED)
     loader = DataLoader(dataset, batch_size=per_file, num_workers=2, persistent_workers=True)
     orders = []
     for epoch in range(2):
