@@ -1,13 +1,13 @@
-"""Rank processes for tests/test_distributed.py.
+"""Rank processes for tests/streams/test_distributed*.py.
 
 `serve` is the body of one rank: a process started with the "spawn" method that waits
 for commands and runs each in a fresh gloo process group, so that a scenario which
 leaves the ranks out of step (the kind of bug these tests look for) ends in an error on
 the peer as soon as the other rank destroys its group. Each command writes its outcome,
-`{"result": ...}` or `{"error": traceback}`, to a JSON file that the test reads.
+`{"result": ...}` or `{"error": traceback}`, to a JSON file that the test reads. The data
+the scenarios load is in tests/_dist_data.py.
 
-Everything here is module-level so that spawned ranks and spawned DataLoader workers
-can import it.
+Everything here is module-level so that spawned ranks can import it.
 """
 
 from __future__ import annotations
@@ -16,60 +16,19 @@ import io
 import json
 import os
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from itertools import islice
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 import loopline
+from _dist_data import count_up, own_part, plain, resume_loader, uneven_loader
 
-# ---------------------------------------------------------------- generator functions
-
-
-def count_up(n: int) -> Iterator[int]:
-    """0, 1, ..., n-1: the full sequence, split between shards by from_generator."""
-    yield from range(n)
-
-
-def own_part(n: int) -> Iterator[int]:
-    """The positions of range(n) owned by the current shard, computed directly."""
-    shard = loopline.current_shard()
-    yield from range(shard.index, n, shard.count)
-
-
-def shuffled(n: int) -> Iterator[int]:
-    """A permutation of range(n) fixed by the dataset's (seed, epoch)."""
-    shard = loopline.current_shard()
-    yield from np.random.default_rng([shard.seed, shard.epoch]).permutation(n).tolist()
-
-
-def uneven_part(batches_per_rank: list[int], batch_size: int) -> Iterator[int]:
-    """Only this rank's items, `batches_per_rank[rank]` batches of them, ids rank * 1000 + i.
-
-    With W DataLoader workers, worker w keeps the items of batches w, w + W, ... so that
-    the round robin over workers gives exactly the rank's batches in order.
-    """
-    shard = loopline.current_shard()
-    for i in range(batches_per_rank[shard.rank] * batch_size):
-        if (i // batch_size) % shard.num_workers == shard.worker:
-            yield shard.rank * 1000 + i
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def plain(batch: Any) -> Any:
-    """A batch as plain Python values."""
-    if isinstance(batch, torch.Tensor):
-        return batch.tolist()
-    if isinstance(batch, (list, tuple)):
-        return [plain(item) for item in batch]
-    return batch
+# ---------------------------------------------------------------- scenarios
 
 
 def ddp_sync() -> float:
@@ -77,37 +36,6 @@ def ddp_sync() -> float:
     grad = torch.ones(1)
     dist.all_reduce(grad)
     return float(grad.item())
-
-
-def uneven_loader(
-    rank: int, style: str, num_workers: int, batches_per_rank: list[int], batch_size: int
-) -> DataLoader:
-    """A loader that holds `batches_per_rank[rank]` batches on this rank."""
-    if style == "map":
-        size = batches_per_rank[rank] * batch_size
-        dataset: Any = list(range(rank * 1000, rank * 1000 + size))
-    elif style == "generator":
-        dataset = loopline.from_generator(uneven_part, batches_per_rank, batch_size, sharded=True)
-    else:
-        raise ValueError(f"unknown loader style {style!r}")
-    return DataLoader(
-        dataset, batch_size=batch_size, num_workers=num_workers, **forked(num_workers)
-    )
-
-
-def forked(num_workers: int) -> dict[str, Any]:
-    """DataLoader arguments for workers started with fork.
-
-    A rank started with "spawn" starts its DataLoader workers with "spawn" too by default,
-    and there torch.distributed is not initialised, so every worker believes it is on
-    rank 0 of 1 (the bug test_two_ranks_with_two_workers_each_yield_every_sample_once
-    exposes with spawned workers). Tests of other features fork their workers, as a
-    rank started by torchrun on Linux would, so that they do not depend on that bug.
-    """
-    return {"multiprocessing_context": "fork"} if num_workers else {}
-
-
-# ---------------------------------------------------------------- scenarios
 
 
 def scenario_shards(
@@ -208,30 +136,6 @@ def scenario_without_even(
     except RuntimeError as failure:
         error = f"{type(failure).__name__}: {failure}"
     return {"synced": synced, "error": error}
-
-
-def resume_loader(
-    rank: int, style: str, num_workers: int, even: bool, n: int, batch_size: int, seed: int
-) -> Any:
-    """A fresh loader for the resume scenario: the same on every call."""
-    if even:
-        return loopline.even(uneven_loader(rank, style, num_workers, [5, 3], batch_size))
-    if style == "map":
-        sampler = loopline.EpochSampler(n, seed=seed)
-        return DataLoader(
-            list(range(n)),
-            sampler=sampler,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            **forked(num_workers),
-        )
-    if style == "generator":
-        dataset = loopline.from_generator(shuffled, n)
-        dataset.seed = seed
-        return DataLoader(
-            dataset, batch_size=batch_size, num_workers=num_workers, **forked(num_workers)
-        )
-    raise ValueError(f"unknown loader style {style!r}")
 
 
 def take(stream: loopline.Forever, steps: int) -> list[Any]:

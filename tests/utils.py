@@ -1,5 +1,6 @@
-"""Shared helpers for loopline's tests: generator functions workers can import, and the
-resume contract every checkpointable stage must pass."""
+"""Shared helpers for loopline's tests: generator functions workers can import, the
+resume contract every checkpointable stage must pass, the loaders `forever` is tested
+on, and a graph of two networks for the compose tests."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 import loopline
+from loopline import Graph, Node
 
 
 def count_up(n: int) -> Iterator[int]:
@@ -103,3 +107,56 @@ def padding_efficiency(lengths, batches):
 
 def uniform_lengths(count=20_000, seed=0):
     return np.random.default_rng(seed).integers(1, 513, count)
+
+
+# ---------------------------------------------------------------- loaders for forever
+
+
+def map_loader(num_workers=0, size=11, batch_size=3, **options):
+    dataset = TensorDataset(torch.arange(size))
+    sampler = loopline.EpochSampler(dataset, seed=3)
+    return DataLoader(
+        dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, **options
+    )
+
+
+def generator_loader(num_workers=0, size=21, batch_size=5, **options):
+    # With 2 workers the shards have 11 and 10 items: 3 and 2 batches, uneven on purpose.
+    dataset = loopline.from_generator(shuffled_own_part, size, sharded=True)
+    dataset.seed = 2
+    return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, **options)
+
+
+def plain_epochs(loader, epochs):
+    """What a hand-written epoch loop over the same loader yields."""
+    batches = []
+    for epoch in range(epochs):
+        for part in (loader.sampler, loader.dataset):
+            if hasattr(part, "set_epoch"):
+                part.set_epoch(epoch)
+        batches += [to_plain(batch) for batch in loader]
+    return batches
+
+
+# The loader makers by kind, for tests parametrized over the two kinds.
+MAKERS = {"map": map_loader, "generator": generator_loader}
+
+
+# ---------------------------------------------------------------- a graph of two networks
+
+
+def two_networks(detach):
+    """first: x -> h, second: h -> y, with `detach` on second's edge; the graph, both
+    networks and an input x of shape [16, 6]."""
+    torch.manual_seed(0)
+    first = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 4))
+    second = nn.Linear(4, 2)
+    graph = Graph(
+        [
+            Node("first", first, inputs="x", output="h"),
+            Node("second", second, inputs="h", output="y", detach=detach),
+        ],
+        inputs=["x"],
+        outputs=["h", "y"],
+    )
+    return graph, first, second, torch.randn(16, 6)
