@@ -4,6 +4,13 @@ Each worker batches its own shard of every epoch in turn and tags each batch wit
 worker, number) plus an end-of-epoch marker; the consumer restores the order a plain
 DataLoader gives (round robin over workers: sorted by (number, worker)) and sees every
 boundary. A position is how many batches each worker has delivered in the epoch.
+
+Shards may differ in size, and the DataLoader asks its workers in turn whatever they hold,
+so a worker with a shorter shard would run ahead into later epochs, one batch more each
+epoch, and the consumer would have to keep those batches (memory and, for shared-memory
+tensors, file descriptors without bound). So no worker starts an epoch before every worker
+has finished the one before; meanwhile it answers with padding markers, which hold nothing
+and are dropped, and which come only as fast as the loader asks.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from collections.abc import Callable, Iterator
 from itertools import count, islice
 from typing import Any, NamedTuple, cast
 
+import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from loopline.streams._endless import EPOCH_END, rebuild, shut_down
@@ -27,6 +35,7 @@ class Tagged(NamedTuple):
     number: int  # the batch's number within its worker's epoch
     batch: Any
     end: bool
+    pad: bool = False  # a marker a waiting worker sends instead of a batch (see above)
 
 
 def keep(item: Any) -> Any:
@@ -58,6 +67,7 @@ class EndlessBatches(IterableDataset):
         start_epoch: int,
         skips: list[int],
         stop_epoch: int | None,
+        workers: int,
     ):
         self.dataset = dataset
         self.batch_size = batch_size
@@ -66,6 +76,10 @@ class EndlessBatches(IterableDataset):
         self.start_epoch = start_epoch
         self.skips = skips
         self.stop_epoch = stop_epoch
+        # finished[w]: the last epoch worker w has batched to its end, in shared memory so
+        # that every worker sees every other's.
+        self.finished = torch.full((workers,), start_epoch - 1, dtype=torch.int64)
+        self.finished.share_memory_()
 
     def __iter__(self) -> Iterator[Tagged]:
         info = get_worker_info()
@@ -76,6 +90,8 @@ class EndlessBatches(IterableDataset):
             else range(self.start_epoch, self.stop_epoch)
         )
         for epoch in epochs:
+            while int(self.finished.min()) < epoch - 1:  # another worker is still behind
+                yield Tagged(epoch, worker, -1, None, False, True)
             skip = self.skips[worker] if epoch == self.start_epoch else 0
             chunks = batched(epoch_items(self.dataset, epoch), self.batch_size, self.drop_last)
             index = skip
@@ -84,6 +100,7 @@ class EndlessBatches(IterableDataset):
                 batch = self.collate_fn(chunk if self.batch_size is not None else chunk[0])
                 yield Tagged(epoch, worker, index, batch, False)
                 index += 1
+            self.finished[worker] = epoch
             yield Tagged(epoch, worker, index, None, True)
 
 
@@ -108,6 +125,7 @@ class IterableOrder:
             start_epoch,
             list(self.next_index),
             stop,
+            self.workers,
         )
         announce_epoch(loader, start_epoch)
         self._tagged = iter(rebuild(loader, dataset=endless, batch_size=None, collate_fn=keep))
@@ -136,7 +154,8 @@ class IterableOrder:
         waiting = self._waiting[worker]
         while not waiting:
             item = next(self._tagged)
-            self._waiting[item.worker].append(item)
+            if not item.pad:
+                self._waiting[item.worker].append(item)
         item = waiting.popleft()
         if (item.epoch, item.number) != (self.epoch, self.next_index[worker]):
             raise RuntimeError(
