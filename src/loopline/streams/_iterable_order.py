@@ -10,7 +10,8 @@ so a worker with a shorter shard would run ahead into later epochs, one batch mo
 epoch, and the consumer would have to keep those batches (memory and, for shared-memory
 tensors, file descriptors without bound). So no worker starts an epoch before every worker
 has finished the one before; meanwhile it answers with padding markers, which hold nothing
-and are dropped, and which come only as fast as the loader asks.
+and are dropped, and which come only as fast as the loader asks. With `in_order=False`
+batches are passed on as they come; the same rule keeps each epoch to its own batches.
 """
 
 from __future__ import annotations
@@ -100,8 +101,10 @@ class EndlessBatches(IterableDataset):
                 batch = self.collate_fn(chunk if self.batch_size is not None else chunk[0])
                 yield Tagged(epoch, worker, index, batch, False)
                 index += 1
-            self.finished[worker] = epoch
             yield Tagged(epoch, worker, index, None, True)
+            # Only once its end marker is on its way may the others start the next epoch,
+            # so that no batch of it can arrive before that marker, out of order either.
+            self.finished[worker] = epoch
 
 
 class IterableOrder:
@@ -117,6 +120,7 @@ class IterableOrder:
         self._loader = loader
         self._stop = stop
         self._waiting: list[deque[Tagged]] = [deque() for _ in range(self.workers)]
+        self._in_order = getattr(loader, "in_order", True)
         endless = EndlessBatches(
             cast(IterableDataset, loader.dataset),
             loader.batch_size,
@@ -141,9 +145,9 @@ class IterableOrder:
                     announce_epoch(self._loader, self.epoch)
                 return EPOCH_END
             # A plain DataLoader serves workers round robin: batch j of every worker
-            # before batch j+1 of any.
-            worker = min(active, key=lambda w: (self.next_index[w], w))
-            item = self._take(worker)
+            # before batch j+1 of any; out of order, batches come as they are done.
+            item = self._take(min(active, key=lambda w: (self.next_index[w], w)))
+            worker = item.worker
             if item.end:
                 self.ended[worker] = True
                 continue
@@ -151,11 +155,15 @@ class IterableOrder:
             return item.batch
 
     def _take(self, worker: int) -> Tagged:
+        """Worker `worker`'s next batch (in order), or whichever comes first (out of order)."""
         waiting = self._waiting[worker]
         while not waiting:
             item = next(self._tagged)
-            if not item.pad:
-                self._waiting[item.worker].append(item)
+            if item.pad:
+                continue
+            self._waiting[item.worker].append(item)
+            if not self._in_order:
+                worker, waiting = item.worker, self._waiting[item.worker]
         item = waiting.popleft()
         if (item.epoch, item.number) != (self.epoch, self.next_index[worker]):
             raise RuntimeError(

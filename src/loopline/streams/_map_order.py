@@ -4,11 +4,15 @@ The endless sampler chains the epochs of the loader's own (batch) sampler and no
 epoch of every batch it hands out; since a DataLoader returns batches in the order their
 indices were drawn, the consumer pops one epoch number per batch and so finds each epoch
 boundary in the ordered output. A position is a batch count within an epoch.
+
+With `in_order=False` batches come as workers finish them, so each carries its epoch
+(`_epoch_tags`), and a batch that arrives before its epoch is due waits until every batch
+handed out for the epoch before has arrived: each epoch holds exactly its own samples.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from itertools import count, islice
 from typing import Any
@@ -16,6 +20,7 @@ from typing import Any
 from torch.utils.data import DataLoader
 
 from loopline.streams._endless import EPOCH_END, index_sampler, rebuild, shut_down
+from loopline.streams._epoch_tags import EpochMark, MarkedCollate, MarkedDataset
 from loopline.streams.errors import EmptyEpoch
 from loopline.streams.protocols import announce_epoch
 
@@ -23,14 +28,25 @@ from loopline.streams.protocols import announce_epoch
 class EndlessSampler:
     """Chains the epochs of a (batch) sampler, noting the epoch of every batch it hands out."""
 
-    def __init__(self, loader: DataLoader, start_epoch: int, skip: int, stop_epoch: int | None):
+    def __init__(
+        self,
+        loader: DataLoader,
+        start_epoch: int,
+        skip: int,
+        stop_epoch: int | None,
+        *,
+        marked: bool = False,
+    ):
         self.loader = loader
         self.start_epoch = start_epoch
         self.skip = skip
         self.stop_epoch = stop_epoch
-        # The DataLoader returns batches in the order it drew their indices (in_order), so
+        self.marked = marked  # put an EpochMark in front of every batch's indices
+        # In order, the DataLoader returns batches in the order it drew their indices, so
         # the consumer pops one epoch number per batch it receives.
         self.epochs_handed_out: deque[int] = deque()
+        self.handed = Counter[int]()  # batches handed out per epoch
+        self.finished = start_epoch - 1  # the last epoch wholly handed out
 
     def __iter__(self) -> Iterator[Any]:
         inner = index_sampler(self.loader)
@@ -43,10 +59,17 @@ class EndlessSampler:
             announce_epoch(self.loader, epoch)
             skip = self.skip if epoch == self.start_epoch else 0
             size = skip
+            mark = EpochMark(epoch)
             for indices in islice(inner, skip, None):
                 size += 1
-                self.epochs_handed_out.append(epoch)
-                yield indices
+                if self.marked:
+                    self.handed[epoch] += 1
+                    batched = self.loader.batch_sampler is not None
+                    yield [mark, *indices] if batched else (mark, indices)
+                else:
+                    self.epochs_handed_out.append(epoch)
+                    yield indices
+            self.finished = epoch
             if size == 0:
                 raise EmptyEpoch(
                     f"forever: epoch {epoch} of the DataLoader produced no batch (its "
@@ -63,19 +86,26 @@ class MapOrder:
     """Ordered batches of an endless map-style loader, split into epochs."""
 
     def __init__(self, loader: DataLoader, start_epoch: int, position: int, stop: int | None):
-        self.sampler = EndlessSampler(loader, start_epoch, position, stop)
-        if loader.batch_sampler is not None:
-            endless = rebuild(loader, batch_sampler=self.sampler, collate_fn=loader.collate_fn)
-        else:
-            endless = rebuild(
-                loader, batch_size=None, sampler=self.sampler, collate_fn=loader.collate_fn
-            )
+        marked = not getattr(loader, "in_order", True)  # batches come as they are done
+        self.sampler = EndlessSampler(loader, start_epoch, position, stop, marked=marked)
+        batched = loader.batch_sampler is not None
+        settings: dict[str, Any] = {"batch_sampler": self.sampler}
+        if not batched:
+            settings = {"batch_size": None, "sampler": self.sampler}
+        if marked:
+            settings["dataset"] = MarkedDataset(loader.dataset)
+        collate = MarkedCollate(loader.collate_fn, batched) if marked else loader.collate_fn
         self.epoch = start_epoch
         self.position = position
-        self._batches = iter(endless)
+        self._batches = iter(rebuild(loader, collate_fn=collate, **settings))
         self._held: tuple[int, Any] | None = None  # a next-epoch batch, kept for later
+        self._marked = marked
+        self._early: dict[int, deque[Any]] = {}  # out of order: batches of later epochs
+        self._received = Counter[int]()  # out of order: batches arrived per epoch
 
     def next_batch(self) -> Any:
+        if self._marked:
+            return self._next_marked()
         if self._held is None:
             batch = next(self._batches, EPOCH_END)
             if batch is EPOCH_END:  # epochs ran out (stop_epoch)
@@ -89,6 +119,32 @@ class MapOrder:
         self._held = None
         self.position += 1
         return batch
+
+    def _next_marked(self) -> Any:
+        """The next batch of the current epoch in the order batches arrive, or EPOCH_END
+        once every batch handed out for it has arrived."""
+        while True:
+            early = self._early.get(self.epoch)
+            if early:
+                self.position += 1
+                return early.popleft()
+            sampler, epoch = self.sampler, self.epoch
+            if sampler.finished >= epoch and self._received[epoch] == sampler.handed[epoch]:
+                self._early.pop(epoch, None)
+                self._received.pop(epoch, None)
+                sampler.handed.pop(epoch, None)
+                self.epoch, self.position = epoch + 1, 0
+                return EPOCH_END
+            item: Any = next(self._batches, EPOCH_END)
+            if item is EPOCH_END:  # epochs ran out (stop_epoch)
+                self.epoch, self.position = epoch + 1, 0
+                return EPOCH_END
+            tag, batch = item
+            self._received[tag] += 1
+            if tag == epoch:
+                self.position += 1
+                return batch
+            self._early.setdefault(tag, deque()).append(batch)  # due in a later epoch
 
     def position_state(self) -> Any:
         return self.position

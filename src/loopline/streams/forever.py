@@ -171,6 +171,12 @@ class Forever(Iterator[Any]):
 
     def _check_resumable(self) -> None:
         source = self._source
+        if self._kind != "generic" and not getattr(source, "in_order", True):
+            raise NotResumable(
+                "forever: a DataLoader with in_order=False returns batches in whatever "
+                "order workers finish, so its position cannot be restored exactly; use "
+                "in_order=True"
+            )
         if self._kind == "map":
             assert isinstance(source, DataLoader)
             sampler = index_sampler(source)
@@ -181,12 +187,6 @@ class Forever(Iterator[Any]):
                     "give the same order when an epoch is replayed (RandomSampler draws a new "
                     "one), so its position cannot be restored exactly; pass "
                     "sampler=loopline.EpochSampler(dataset, seed=...) instead of shuffle=True"
-                )
-            if not getattr(source, "in_order", True):
-                raise NotResumable(
-                    "forever: a DataLoader with in_order=False returns batches in whatever "
-                    "order workers finish, so its position cannot be restored exactly; use "
-                    "in_order=True"
                 )
         elif self._kind == "iterable":
             assert isinstance(source, DataLoader)
