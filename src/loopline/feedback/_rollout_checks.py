@@ -6,7 +6,6 @@ their cost does not grow with the horizon; each error says what was expected and
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -90,35 +89,6 @@ def check_fed_back(fed: Any, took: torch.Tensor) -> None:
             f"rollout: feedback produced {tuple(fed.shape)} {_dtype(fed)} but the model took "
             f"{tuple(took.shape)} {_dtype(took)} at step 0"
         )
-
-
-def freeze_state(frozen: torch.Tensor, old: Any, new: Any, batch: int) -> Any:
-    """Keep the old state of frozen samples. Tensors shaped like nn.LSTM/nn.GRU states
-    `[layers, B, H]` or cell states `[B, H]` are frozen; other shapes run on (their batch
-    dimension cannot be told)."""
-    if new is None or old is None:
-        return new
-    if isinstance(new, torch.Tensor):
-        dim = {2: 0, 3: 1}.get(new.dim())
-        if dim is None or new.shape[dim] != batch or new.shape != old.shape:
-            return new
-        shape = [1] * new.dim()
-        shape[dim] = batch
-        return torch.where(frozen.reshape(shape), old, new)
-    if isinstance(new, tuple) and isinstance(old, tuple) and len(new) == len(old):
-        return type(new)(freeze_state(frozen, o, n, batch) for o, n in zip(old, new, strict=True))
-    return new
-
-
-def first_nonfinite(recent: Iterable[torch.Tensor]) -> tuple[int, list[int]] | None:
-    """(offset in `recent`, sample indices) of the first output with NaN or Inf."""
-    for offset, y in enumerate(recent):
-        if not y.is_floating_point():
-            continue
-        bad = ~torch.isfinite(y).flatten(1).all(1)
-        if bool(bad.any()):
-            return offset, bad.nonzero().flatten().tolist()
-    return None
 
 
 def identity(y: torch.Tensor) -> torch.Tensor:

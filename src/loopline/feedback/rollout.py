@@ -10,6 +10,10 @@ sum over the outputs since the last read (non-finite as soon as any element was)
 every `check_every` steps; only when that sum fires are the kept outputs searched for the
 exact step and samples. So on a GPU the loop runs at the model's pace, and errors still
 name the first bad step.
+
+A `Rollout` holds only its settings; each iteration is a `_Run` of its own, from `x0` and
+the initial `state`, so iterating twice runs twice. The loop is the model call and the
+feedback; freezing (`_freeze`) and the non-finite guard (`_nonfinite`) are steps beside it.
 """
 
 from __future__ import annotations
@@ -20,21 +24,21 @@ from typing import Any, Literal
 
 import torch
 
+from loopline.feedback._freeze import Freeze
+from loopline.feedback._nonfinite import check_finite
 from loopline.feedback._rollout_checks import (
     check_batch,
     check_fed_back,
     check_forcing,
     check_options,
     concat_forcing,
-    first_nonfinite,
-    freeze_state,
     identity,
     split_output,
 )
 from loopline.feedback._rollout_modes import compiled, grad_context, wants_grad
 from loopline.feedback._rollout_store import Outputs
 from loopline.feedback.protocols import Feedback, ForcedFeedback, StepCallback, StopCriterion
-from loopline.feedback.trajectory import RolloutDiverged, Trajectory
+from loopline.feedback.trajectory import Trajectory
 
 OnNonfinite = Literal["raise", "stop", "ignore"]
 
@@ -42,9 +46,10 @@ OnNonfinite = Literal["raise", "stop", "ignore"]
 class Rollout:
     """The lazy form of `rollout`: iterate it for `(t, y)`, one step at a time.
 
-    Takes the same arguments as `rollout`. After iteration, `trajectory()` gives the same
-    `Trajectory` that `rollout` would have returned (with `keep="all"`). Flags are read
-    every `check_every` steps, so up to `check_every - 1` frozen steps may be yielded
+    Takes the same arguments as `rollout`, and keeps only them: each iteration is a fresh
+    run from `x0` and `state`. Once one has ended, `trajectory()` gives the `Trajectory`
+    that `rollout` would have returned (with `keep="all"`), of the latest run. Flags are
+    read every `check_every` steps, so up to `check_every - 1` frozen steps may be yielded
     after every sample is done, and up to as many steps before `RolloutDiverged`.
 
     Example:
@@ -52,8 +57,10 @@ class Rollout:
         >>> steps = loopline.Rollout(lambda x: x * 2, torch.ones(1, 1), 3)
         >>> [(t, y.item()) for t, y in steps]
         [(0, 2.0), (1, 4.0), (2, 8.0)]
-        >>> steps.trajectory().outputs.flatten().tolist()
+        >>> [y.item() for _, y in steps]  # again from x0
         [2.0, 4.0, 8.0]
+        >>> steps.trajectory().outputs.flatten().tolist(), steps.trajectory().lengths.tolist()
+        ([2.0, 4.0, 8.0], [3])
     """
 
     def __init__(
@@ -74,74 +81,99 @@ class Rollout:
     ) -> None:
         check_options(steps, on_nonfinite, keep, check_every)
         check_forcing(forcing, steps, x0)
-        self.model, self.x0, self.steps = model, x0, steps
+        self.model, self.x0, self.steps, self.state = model, x0, steps, state
         self._step_model = compiled(model) if compile else model
         default: Callable[..., torch.Tensor] = concat_forcing if forcing is not None else identity
         self.feedback: Callable[..., torch.Tensor] = feedback or default
         self.forcing, self.until, self.on_nonfinite = forcing, until, on_nonfinite
         self.keep, self.callback, self.check_every = keep, callback, check_every
-        self.state = state
-        batch = x0.shape[0]
-        self.lengths = torch.zeros(batch, dtype=torch.int64, device=x0.device)
-        self.diverged = torch.zeros(batch, dtype=torch.bool, device=x0.device)
-        self.last: torch.Tensor | None = None
+        self._latest: _Run | None = None  # the last run that ended
 
     def __iter__(self) -> Iterator[tuple[int, torch.Tensor]]:
-        # Lazily, the grad mode is set per step, so the caller's code between steps runs
-        # in its own mode.
-        return self._steps(lambda: grad_context(self.model, self.x0))
+        run = _Run(self)
+        # The grad mode is set per step, so the caller's code between steps runs in its own.
+        yield from run.steps(self, lambda: grad_context(self.model, self.x0))
+        self._latest = run
 
     def run(self) -> Trajectory:
         """Run every step at once and return the `Trajectory`."""
+        run = _Run(self)  # before the grad mode is set: lengths and diverged stay plain
         with grad_context(self.model, self.x0):
             null = contextlib.nullcontext()  # one, entered every step: run sets the mode once
-            for _ in self._steps(lambda: null):
+            for _ in run.steps(self, lambda: null):
                 pass
-            return self.trajectory()
+            self._latest = run
+            return run.trajectory()
 
-    def _steps(
-        self, step_mode: Callable[[], contextlib.AbstractContextManager[Any]]
-    ) -> Iterator[tuple[int, torch.Tensor]]:
-        # Locals, not attributes, in the loop: the Python around a small model is the cost.
-        call, feed, forcing, until = self._step_model, self.feedback, self.forcing, self.until
-        plain = feed is identity and forcing is None  # the output is the next input as is
-        callback, check_every, steps = self.callback, self.check_every, self.steps
-        x, state, batch = self.x0, self.state, self.x0.shape[0]
-        stateful, stop = state is not None, self.on_nonfinite == "stop"
-        tracking = until is not None or stop
-        frozen = torch.zeros(batch, dtype=torch.bool, device=x.device)
-        kept = self.kept = Outputs(
-            steps,
-            keep_all=self.keep == "all",
-            guard=self.on_nonfinite == "raise",
-            preallocate=not tracking and not wants_grad(self.model, self.x0),
+    def trajectory(self) -> Trajectory:
+        """The result of the latest run, once it has ended."""
+        if self._latest is None:
+            raise RuntimeError("Rollout.trajectory(): iterate the rollout first (to its end)")
+        return self._latest.trajectory()
+
+
+class _Run:
+    """One run of a `Rollout`, made afresh for each iteration: all the state of a run.
+
+    It holds no reference to its `Rollout`, which holds the latest run: a cycle would keep
+    the outputs alive until the garbage collector found it.
+    """
+
+    def __init__(self, settings: Rollout) -> None:
+        x0, self.keep_all = settings.x0, settings.keep == "all"
+        batch, stop = x0.shape[0], settings.on_nonfinite == "stop"
+        self.freeze: Freeze | None = None
+        if settings.until is not None or stop:
+            self.freeze = Freeze(
+                settings.until,
+                stop=stop,
+                stateful=settings.state is not None,
+                batch=batch,
+                device=x0.device,
+                window=min(settings.check_every, settings.steps),  # steps between checks
+            )
+            self.lengths, self.diverged = self.freeze.lengths, self.freeze.diverged
+        else:  # every sample runs every step
+            self.lengths = torch.zeros(batch, dtype=torch.int64, device=x0.device)
+            self.diverged = torch.zeros(batch, dtype=torch.bool, device=x0.device)
+        self.kept = Outputs(
+            settings.steps,
+            keep_all=self.keep_all,
+            guard=settings.on_nonfinite == "raise",
+            # Only a run sure to take every step writes into one [steps, B, ...] tensor.
+            preallocate=self.freeze is None and not wants_grad(settings.model, x0),
         )
-        y: torch.Tensor | None = None
-        collect, check_at, ran = kept.collecting, check_every - 1, 0
+        self.state: Any = settings.state
+        self.last: torch.Tensor | None = None
+
+    def steps(
+        self, s: Rollout, step_mode: Callable[[], contextlib.AbstractContextManager[Any]]
+    ) -> Iterator[tuple[int, torch.Tensor]]:
+        """Yield `(t, y)` for every step of `s`; the run's result is complete once it ends."""
+        # Locals, not attributes, in the loop: the Python around a small model is the cost.
+        freeze, kept = self.freeze, self.kept
+        call, feed, forcing, callback = s._step_model, s.feedback, s.forcing, s.callback
+        plain = feed is identity and forcing is None  # the output is the next input as is
+        x0, state, steps, check_every = s.x0, s.state, s.steps, s.check_every
+        stateful, collect, guard = state is not None, kept.collecting, kept.guard
+        x, y, check_at, t = x0, None, check_every - 1, 0
         for t in range(steps):
-            ran = t + 1
             with step_mode():
                 if y is not None:
-                    # x: [B, ...], the previous output fed back (with forcing[t - 1])
+                    # x: [B, ...] the previous output fed back (with forcing[t - 1])
                     x = y if plain else feed(y) if forcing is None else feed(y, forcing[t - 1])
                     if t == 1:
-                        check_fed_back(x, self.x0)
-                # y: [B, ...], the model's prediction from x
+                        check_fed_back(x, x0)
+                # y_t: [B, ...] the model's prediction from x, and the state it leaves
                 out = call(x, state) if stateful else call(x)
                 if t == 0:
-                    y_t, new_state = split_output(out, stateful, t)
-                    check_batch(y_t, batch)
-                    kept.guard = kept.guard and y_t.is_floating_point()
-                    stop = stop and y_t.is_floating_point()
-                    collect = kept.collecting
-                elif stateful:
-                    y_t, new_state = out
+                    y_t, new_state = self._first(out, stateful, x0.shape[0])
+                    collect, guard = kept.collecting, kept.guard
                 else:
-                    y_t, new_state = out, None
-                if tracking:
-                    y_t, new_state, frozen = self._track(
-                        t, x, y, y_t, state, new_state, frozen, stop
-                    )
+                    y_t, new_state = out if stateful else (out, None)
+                if freeze is not None:
+                    # done and diverged samples repeat their last output, keep their state
+                    y_t, new_state = freeze.step(x, y, y_t, state, new_state)
                 state, y = new_state, y_t
                 if collect:
                     kept.pending.append(y)
@@ -149,79 +181,35 @@ class Rollout:
                     callback(t, y)
             yield t, y
             if t == check_at or t + 1 == steps:
+                # The host reads the device's flags here only, every check_every steps.
                 check_at += check_every
-                if kept.guard:
-                    finite, recent = kept.finite()
-                    if not finite:
-                        self._locate(t, recent)  # raises, unless the sum merely overflowed
-                if until is not None and bool(frozen.all()):
-                    break
-        if not tracking:
+                if guard:
+                    check_finite(kept, t)  # raises, naming the first non-finite step
+                if freeze is not None and freeze.check():
+                    break  # every sample is done
+        ran = t + 1  # the step it broke at, or the last
+        if freeze is None:
             self.lengths += ran
+        else:
+            freeze.finish(ran)
         self.state, self.last = state, y
 
-    def _track(
-        self,
-        t: int,
-        x: torch.Tensor,
-        last: torch.Tensor | None,
-        y: torch.Tensor,
-        state: Any,
-        new_state: Any,
-        frozen: torch.Tensor,
-        stop: bool,
-    ) -> tuple[torch.Tensor, Any, torch.Tensor]:
-        """Freeze done and diverged samples at step t; returns (y, new_state, frozen)."""
-        took = ~frozen  # samples still running at this step
-        if last is not None:
-            # Done samples repeat their last output; their state stops too.
-            y = torch.where(_rows(frozen, y), last, y)
-            new_state = freeze_state(frozen, state, new_state, y.shape[0])
-        if stop:
-            bad = ~torch.isfinite(y).flatten(1).all(1) & took
-            if last is not None:
-                y = torch.where(_rows(bad, y), last, y)
-            self.diverged |= bad
-            frozen = frozen | bad
-            took = took & ~bad
-        if self.until is not None:
-            done = self.until(y, x)
-            if t == 0:
-                check_batch(done, y.shape[0], what="until(y, x)", bool_vector=True)
-            frozen = frozen | done
-        # A sample's length counts the steps it took, its last one included.
-        self.lengths += took.long()
-        return y, new_state, frozen
-
-    def _locate(self, t: int, recent: torch.Tensor) -> None:
-        found = first_nonfinite(recent)
-        if found is None:
-            return
-        offset, samples = found
-        step = t - len(recent) + 1 + offset
-        raise RolloutDiverged(
-            f"rollout diverged: non-finite output at step {step} in samples {samples} "
-            "(pass on_nonfinite='stop' to freeze those samples and run the others on)",
-            step,
-            samples,
-        )
+    def _first(self, out: Any, stateful: bool, batch: int) -> tuple[torch.Tensor, Any]:
+        """Step 0's `(y, new_state)`, checked; only floats can go non-finite."""
+        y, new_state = split_output(out, stateful, 0)
+        check_batch(y, batch)
+        self.kept.guard = self.kept.guard and y.is_floating_point()
+        return y, new_state
 
     def trajectory(self) -> Trajectory:
-        """The result, once iteration has ended."""
-        if self.last is None:
-            raise RuntimeError("Rollout.trajectory(): iterate the rollout first")
+        assert self.last is not None  # a run is kept once it has ended
         return Trajectory(
-            self.kept.stacked_outputs() if self.keep == "all" else None,
+            self.kept.stacked_outputs() if self.keep_all else None,
             self.last,
             self.lengths,
             self.diverged,
             self.state,
         )
-
-
-def _rows(flags: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """`[B]` flags shaped to broadcast over `like: [B, ...]`."""
-    return flags.reshape(flags.shape + (1,) * (like.dim() - 1))
 
 
 def rollout(
