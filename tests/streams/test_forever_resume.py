@@ -128,5 +128,5 @@ def test_state_from_another_worker_count_is_rejected():
 
 
 def test_incomplete_state_is_rejected_naming_the_missing_keys():
-    with pytest.raises(KeyError, match=r"\['position', 'step'\]"):
+    with pytest.raises(KeyError, match=r"\['identity', 'position', 'step'\]"):
         loopline.forever(map_loader()).load_state_dict({"kind": "map", "epoch": 0})

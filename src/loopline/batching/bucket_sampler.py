@@ -123,18 +123,19 @@ class BucketSampler(Sampler[list[int]]):
         self._cached = (epoch, batches)
         return batches
 
-    def _place(self) -> tuple[int, int]:
+    def place(self) -> tuple[int, int]:
+        """The `(rank, world_size)` this sampler deals for: as given, else torch.distributed's."""
         if self._rank is not None and self._world_size is not None:
             return self._rank, self._world_size
         return distributed_rank_and_size()
 
     def __iter__(self) -> Iterator[list[int]]:
-        rank, world_size = self._place()
+        rank, world_size = self.place()
         mine = deal(self.batches(self.epoch), rank, world_size, self.drop_last)
         return (list(batch) for batch in mine)  # copies: callers may change their batch
 
     def __len__(self) -> int:
-        rank, world_size = self._place()
+        rank, world_size = self.place()
         if self.max_tokens is None:
             assert self.batch_size is not None
             # Fixed sizes: count without building the epoch.

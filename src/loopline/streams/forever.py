@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from loopline._checks import check_optional_int
 from loopline.streams._endless import EPOCH_END, GenericOrder, index_sampler, sampler_replays
+from loopline.streams._identity import check_positions, check_same, identity
 from loopline.streams._iterable_order import IterableOrder
 from loopline.streams._map_order import MapOrder
 from loopline.streams.distributed import Even, all_ranks_agree
@@ -31,6 +32,7 @@ STEP = "step"
 KIND = "kind"
 POSITION = "position"
 INNER = "inner"
+IDENTITY = "identity"  # the settings the position holds under (see _identity.py)
 
 
 class Forever(Iterator[Any]):
@@ -47,7 +49,7 @@ class Forever(Iterator[Any]):
         >>> [next(stream).tolist() for _ in range(4)]
         [[0, 1], [2, 3], [4], [0, 1]]
         >>> stream.epoch, stream.step, sorted(stream.state_dict())
-        (1, 4, ['epoch', 'kind', 'position', 'step'])
+        (1, 4, ['epoch', 'identity', 'kind', 'position', 'step'])
         >>> stream.close()
     """
 
@@ -138,6 +140,7 @@ class Forever(Iterator[Any]):
             EPOCH: order.epoch if order is not None else self.epoch,
             STEP: self.step,
             POSITION: order.position_state() if order is not None else self._position,
+            IDENTITY: identity(self._source, self._kind, _workers(self._source)),
         }
         if self._kind == "generic":
             state[INNER] = self._source.state_dict()  # type: ignore[attr-defined]
@@ -150,7 +153,7 @@ class Forever(Iterator[Any]):
                 "forever.load_state_dict: this forever() has already started; restore "
                 "into a fresh forever(loader) before iterating it"
             )
-        missing = {KIND, EPOCH, STEP, POSITION} - set(state)
+        missing = {KIND, EPOCH, STEP, POSITION, IDENTITY} - set(state)
         if missing:
             raise KeyError(f"forever.load_state_dict: state lacks keys {sorted(missing)}")
         if state[KIND] != self._kind:
@@ -159,14 +162,10 @@ class Forever(Iterator[Any]):
                 f"but this forever() wraps a {self._kind} loader"
             )
         self._check_resumable()
+        workers = _workers(self._source)
+        check_positions(state[EPOCH], state[STEP], state[POSITION], self._kind, workers)
+        check_same(state[IDENTITY], identity(self._source, self._kind, workers))
         self.epoch, self.step, self._position = state[EPOCH], state[STEP], state[POSITION]
-        if self._kind == "iterable" and len(self._position) != _workers(self._source):
-            raise ValueError(
-                f"forever.load_state_dict: the state was saved with {len(self._position)} "
-                f"DataLoader worker(s) but this loader has {_workers(self._source)}; an "
-                "iterable dataset's shards depend on the worker count, so resume needs "
-                "the same count"
-            )
         self._inner = state.get(INNER)
 
     def _check_resumable(self) -> None:

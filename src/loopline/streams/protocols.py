@@ -35,6 +35,13 @@ class Checkpointable(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
+@runtime_checkable
+class Placed(Protocol):
+    """`place()` is the `(rank, world_size)` whose share of each epoch a sampler gives."""
+
+    def place(self) -> tuple[int, int]: ...
+
+
 class Replayable(Protocol):
     """`replayable` is true when an epoch's order is a pure function of its (seed, epoch)."""
 

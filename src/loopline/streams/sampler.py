@@ -69,15 +69,16 @@ class EpochSampler(Sampler[int]):
             return np.arange(self.size)
         return np.random.default_rng([self.seed, epoch]).permutation(self.size)
 
-    def _place(self) -> tuple[int, int]:
+    def place(self) -> tuple[int, int]:
+        """The `(rank, world_size)` this sampler deals for: as given, else torch.distributed's."""
         if self._rank is not None and self._world_size is not None:
             return self._rank, self._world_size
         return distributed_rank_and_size()
 
     def __iter__(self) -> Iterator[int]:
-        rank, world_size = self._place()
+        rank, world_size = self.place()
         return iter(self.order(self.epoch)[rank::world_size].tolist())
 
     def __len__(self) -> int:
-        rank, world_size = self._place()
+        rank, world_size = self.place()
         return len(range(rank, self.size, world_size))
