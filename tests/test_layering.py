@@ -141,6 +141,17 @@ def test_every_part_explains_its_model_in_its_docstring():
         assert len(doc.splitlines()) >= 3, f"loopline.{part} needs a docstring of a few lines"
 
 
+def test_no_file_of_the_project_is_over_300_lines():
+    project = SRC.parents[1]
+    long = {
+        str(path.relative_to(project)): lines
+        for folder in ("src", "tests", "benchmarks", "examples")
+        for path in sorted((project / folder).rglob("*.py"))
+        if (lines := len(path.read_text().splitlines())) > MAX_LINES
+    }
+    assert long == {}
+
+
 def write_tree(root: Path, files: dict[str, str]) -> Path:
     package = root / "loopline"
     for name, text in files.items():
