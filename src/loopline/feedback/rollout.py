@@ -11,7 +11,7 @@ every `check_every` steps; only when that sum fires are the kept outputs searche
 exact step and samples. So on a GPU the loop runs at the model's pace, and errors still
 name the first bad step.
 
-A `Rollout` holds only its settings; each iteration is a `_Run` of its own, from `x0` and
+A `Rollout` holds only its settings; each iteration is a `Run` (`_run.py`) of its own, from `x0` and
 the initial `state`, so iterating twice runs twice. The loop is the model call and the
 feedback; freezing (`_freeze`) and the non-finite guard (`_nonfinite`) are steps beside it.
 """
@@ -20,27 +20,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
-from loopline.feedback._freeze import Freeze
-from loopline.feedback._nonfinite import check_finite
-from loopline.feedback._rollout_checks import (
-    check_batch,
-    check_fed_back,
-    check_forcing,
-    check_options,
-    concat_forcing,
-    identity,
-    split_output,
-)
-from loopline.feedback._rollout_modes import compiled, grad_context, wants_grad
-from loopline.feedback._rollout_store import Outputs
+from loopline.feedback._rollout_checks import check_forcing, check_options, concat_forcing, identity
+from loopline.feedback._rollout_modes import compiled, grad_context
+from loopline.feedback._run import Keep, OnNonfinite, Run
 from loopline.feedback.protocols import Feedback, ForcedFeedback, StepCallback, StopCriterion
 from loopline.feedback.trajectory import Trajectory
-
-OnNonfinite = Literal["raise", "stop", "ignore"]
 
 
 class Rollout:
@@ -74,7 +62,7 @@ class Rollout:
         state: Any = None,
         until: StopCriterion | None = None,
         on_nonfinite: OnNonfinite = "raise",
-        keep: Literal["all", "last"] = "all",
+        keep: Keep = "all",
         callback: StepCallback | None = None,
         check_every: int = 16,
         compile: bool = False,
@@ -87,17 +75,17 @@ class Rollout:
         self.feedback: Callable[..., torch.Tensor] = feedback or default
         self.forcing, self.until, self.on_nonfinite = forcing, until, on_nonfinite
         self.keep, self.callback, self.check_every = keep, callback, check_every
-        self._latest: _Run | None = None  # the last run that ended
+        self._latest: Run | None = None  # the last run that ended
 
     def __iter__(self) -> Iterator[tuple[int, torch.Tensor]]:
-        run = _Run(self)
+        run = Run(self)
         # The grad mode is set per step, so the caller's code between steps runs in its own.
         yield from run.steps(self, lambda: grad_context(self.model, self.x0))
         self._latest = run
 
     def run(self) -> Trajectory:
         """Run every step at once and return the `Trajectory`."""
-        run = _Run(self)  # before the grad mode is set: lengths and diverged stay plain
+        run = Run(self)  # before the grad mode is set: lengths and diverged stay plain
         with grad_context(self.model, self.x0):
             null = contextlib.nullcontext()  # one, entered every step: run sets the mode once
             for _ in run.steps(self, lambda: null):
@@ -112,106 +100,6 @@ class Rollout:
         return self._latest.trajectory()
 
 
-class _Run:
-    """One run of a `Rollout`, made afresh for each iteration: all the state of a run.
-
-    It holds no reference to its `Rollout`, which holds the latest run: a cycle would keep
-    the outputs alive until the garbage collector found it.
-    """
-
-    def __init__(self, settings: Rollout) -> None:
-        x0, self.keep_all = settings.x0, settings.keep == "all"
-        batch, stop = x0.shape[0], settings.on_nonfinite == "stop"
-        self.freeze: Freeze | None = None
-        if settings.until is not None or stop:
-            self.freeze = Freeze(
-                settings.until,
-                stop=stop,
-                stateful=settings.state is not None,
-                batch=batch,
-                device=x0.device,
-                window=min(settings.check_every, settings.steps),  # steps between checks
-            )
-            self.lengths, self.diverged = self.freeze.lengths, self.freeze.diverged
-        else:  # every sample runs every step
-            self.lengths = torch.zeros(batch, dtype=torch.int64, device=x0.device)
-            self.diverged = torch.zeros(batch, dtype=torch.bool, device=x0.device)
-        self.kept = Outputs(
-            settings.steps,
-            keep_all=self.keep_all,
-            guard=settings.on_nonfinite == "raise",
-            # Only a run sure to take every step writes into one [steps, B, ...] tensor.
-            preallocate=self.freeze is None and not wants_grad(settings.model, x0),
-        )
-        self.state: Any = settings.state
-        self.last: torch.Tensor | None = None
-
-    def steps(
-        self, s: Rollout, step_mode: Callable[[], contextlib.AbstractContextManager[Any]]
-    ) -> Iterator[tuple[int, torch.Tensor]]:
-        """Yield `(t, y)` for every step of `s`; the run's result is complete once it ends."""
-        # Locals, not attributes, in the loop: the Python around a small model is the cost.
-        freeze, kept = self.freeze, self.kept
-        call, feed, forcing, callback = s._step_model, s.feedback, s.forcing, s.callback
-        plain = feed is identity and forcing is None  # the output is the next input as is
-        x0, state, steps, check_every = s.x0, s.state, s.steps, s.check_every
-        stateful, collect, guard = state is not None, kept.collecting, kept.guard
-        x, y, check_at, t = x0, None, check_every - 1, 0
-        for t in range(steps):
-            with step_mode():
-                if y is not None:
-                    # x: [B, ...] the previous output fed back (with forcing[t - 1])
-                    x = y if plain else feed(y) if forcing is None else feed(y, forcing[t - 1])
-                    if t == 1:
-                        check_fed_back(x, x0)
-                # y_t: [B, ...] the model's prediction from x, and the state it leaves
-                out = call(x, state) if stateful else call(x)
-                if t == 0:
-                    y_t, new_state = self._first(out, stateful, x0.shape[0])
-                    collect, guard = kept.collecting, kept.guard
-                else:
-                    y_t, new_state = out if stateful else (out, None)
-                if freeze is not None:
-                    # done and diverged samples repeat their last output, keep their state
-                    y_t, new_state = freeze.step(x, y, y_t, state, new_state)
-                state, y = new_state, y_t
-                if collect:
-                    kept.pending.append(y)
-                if callback is not None:
-                    callback(t, y)
-            yield t, y
-            if t == check_at or t + 1 == steps:
-                # The host reads the device's flags here only, every check_every steps.
-                check_at += check_every
-                if guard:
-                    check_finite(kept, t)  # raises, naming the first non-finite step
-                if freeze is not None and freeze.check():
-                    break  # every sample is done
-        ran = t + 1  # the step it broke at, or the last
-        if freeze is None:
-            self.lengths += ran
-        else:
-            freeze.finish(ran)
-        self.state, self.last = state, y
-
-    def _first(self, out: Any, stateful: bool, batch: int) -> tuple[torch.Tensor, Any]:
-        """Step 0's `(y, new_state)`, checked; only floats can go non-finite."""
-        y, new_state = split_output(out, stateful, 0)
-        check_batch(y, batch)
-        self.kept.guard = self.kept.guard and y.is_floating_point()
-        return y, new_state
-
-    def trajectory(self) -> Trajectory:
-        assert self.last is not None  # a run is kept once it has ended
-        return Trajectory(
-            self.kept.stacked_outputs() if self.keep_all else None,
-            self.last,
-            self.lengths,
-            self.diverged,
-            self.state,
-        )
-
-
 def rollout(
     model: Callable[..., Any],
     x0: torch.Tensor,
@@ -222,7 +110,7 @@ def rollout(
     state: Any = None,
     until: StopCriterion | None = None,
     on_nonfinite: OnNonfinite = "raise",
-    keep: Literal["all", "last"] = "all",
+    keep: Keep = "all",
     callback: StepCallback | None = None,
     check_every: int = 16,
     compile: bool = False,
