@@ -5,7 +5,9 @@ run on. Which samples are frozen lives in a bool `[B]` tensor that the host read
 a check (every `check_every` steps). A step costs one `torch.where` and one `logical_or`
 written into a ring of `check_every` rows, beside the criterion itself; at a check the
 ring's rows are summed into the counts, so `lengths` (steps taken) costs nothing per step:
-a sample's length is the steps run less the steps it was held.
+a sample's length is the steps run less the steps it was held. While no sample is done
+the hold is an identity, so a run whose steps nobody sees skips it (`speculating`) and
+rewinds the one window in which a sample finished.
 """
 
 from __future__ import annotations
@@ -56,13 +58,17 @@ class Freeze:
         self._g_wide: list[torch.Tensor] = []
         # until alone (no stop, no state) is the common case, with a path of its own: with a
         # small model, the Python around the step's two ops is a cost worth cutting.
-        self._plain = until is not None and not stop and not stateful
+        self.plain = until is not None and not stop and not stateful
+        # Speculating (plain only, set by the run): while no sample is done, the hold is an
+        # identity, so it is skipped; the run rewinds a window in which one finished.
+        self.speculating = False
+        self._none, self._none_wide = self.frozen, self.frozen  # all False, never written
 
     def _start(self, y: torch.Tensor) -> None:
         """At step 0: NaN needs floats, and the rings' rows, `[B]` and wide for `y`."""
         self.stop = self.stop and y.is_floating_point()
         wide = (*self._f.shape, *(1,) * (y.dim() - 1))  # [window, B, 1, ...]
-        self._frozen_wide = self.frozen.view(wide[1:])
+        self._frozen_wide = self._none_wide = self.frozen.view(wide[1:])
         self._f_rows, self._f_wide = list(self._f.unbind(0)), list(self._f.view(wide).unbind(0))
         if self._g is not self._f:
             self._g_rows, self._g_wide = list(self._g.unbind(0)), list(self._g.view(wide).unbind(0))
@@ -79,11 +85,12 @@ class Freeze:
     ) -> tuple[torch.Tensor, Any]:
         """Hold at this step the samples frozen before it; mark those done or diverged now.
         Returns `(y, new_state)` as they go on."""
-        if self._plain and last is not None:  # until alone, after step 0
+        if self.plain and last is not None:  # until alone, after step 0
             slot = self._slot
             self._slot = slot + 1
-            # y: [B, ...] a sample frozen before this step repeats its last output
-            y = torch.where(self._frozen_wide, last, y)
+            if not self.speculating:
+                # y: [B, ...] a sample frozen before this step repeats its last output
+                y = torch.where(self._frozen_wide, last, y)
             # frozen: [B] those, and the samples done now, from the next step on
             torch.logical_or(self.frozen, self._until(y, x), out=self._f_rows[slot])
             self.frozen, self._frozen_wide = self._f_rows[slot], self._f_wide[slot]
@@ -124,6 +131,15 @@ class Freeze:
         # frozen: [B] from the next step on (without until, G is F: one ring)
         self.frozen, self._frozen_wide = self._f_rows[slot], self._f_wide[slot]
         return y, new
+
+    def any_frozen(self) -> bool:
+        """Whether some sample is frozen now (a host read)."""
+        return bool(self.frozen.any())
+
+    def rewind(self) -> None:
+        """Back to the start of a window of speculation: nothing frozen, now holding."""
+        self._slot, self.speculating = 0, False
+        self.frozen, self._frozen_wide = self._none, self._none_wide
 
     def check(self) -> bool:
         """Fold the ring into the counts; True once every sample is done (with until)."""

@@ -77,9 +77,18 @@ class Run:
         self.last: torch.Tensor | None = None
 
     def steps(
-        self, s: Settings, step_mode: Callable[[], contextlib.AbstractContextManager[Any]]
+        self,
+        s: Settings,
+        step_mode: Callable[[], contextlib.AbstractContextManager[Any]],
+        *,
+        speculate: bool = False,
     ) -> Iterator[tuple[int, torch.Tensor]]:
-        """Yield `(t, y)` for every step of `s`; the run's result is complete once it ends."""
+        """Yield `(t, y)` for every step of `s`; the run's result is complete once it ends.
+
+        With `speculate` (for `run()`, whose steps nobody sees), `until` alone skips the
+        hold while no sample is done; a window of steps in which one finishes is run again,
+        holding, so the result is the same, bit for bit, as if every step had held.
+        """
         # Locals, not attributes, in the loop: the Python around a small model is the cost.
         freeze, kept = self.freeze, self.kept
         call, feed, forcing, callback = s._step_model, s.feedback, s.forcing, s.callback
@@ -87,7 +96,11 @@ class Run:
         x0, state, steps, check_every = s.x0, s.state, s.steps, s.check_every
         stateful, collect, guard = state is not None, kept.collecting, kept.guard
         x, y, check_at, t = x0, None, check_every - 1, 0
-        for t in range(steps):
+        if freeze is not None:
+            freeze.speculating = speculate and freeze.plain
+        # Where this window of steps began: t, x, y, and how many outputs were kept.
+        since: tuple[int, torch.Tensor, torch.Tensor | None, int] = (0, x, y, len(kept.pending))
+        while t < steps:
             with step_mode():
                 if y is not None:
                     # x: [B, ...] the previous output fed back (with forcing[t - 1])
@@ -112,12 +125,21 @@ class Run:
             yield t, y
             if t == check_at or t + 1 == steps:
                 # The host reads the device's flags here only, every check_every steps.
+                if freeze is not None and freeze.speculating and freeze.any_frozen():
+                    # A sample finished inside this window, which did not hold it: run the
+                    # window again, holding (the model is called again for these steps).
+                    t, x, y, pending = since
+                    del kept.pending[pending:]
+                    freeze.rewind()
+                    continue
                 check_at += check_every
                 if guard:
                     check_finite(kept, t)  # raises, naming the first non-finite step
                 if freeze is not None and freeze.check():
                     break  # every sample is done
-        ran = t + 1  # the step it broke at, or the last
+                since = (t + 1, x, y, len(kept.pending))
+            t += 1
+        ran = min(t + 1, steps)  # the step it broke at, or the last
         if freeze is None:
             self.lengths += ran
         else:

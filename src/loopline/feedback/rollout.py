@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from loopline.feedback._rollout_checks import check_forcing, check_options, concat_forcing, identity
-from loopline.feedback._rollout_modes import compiled, grad_context
+from loopline.feedback._rollout_modes import compiled, grad_context, wants_grad
 from loopline.feedback._run import Keep, OnNonfinite, Run
 from loopline.feedback.protocols import Feedback, ForcedFeedback, StepCallback, StopCriterion
 from loopline.feedback.trajectory import Trajectory
@@ -86,9 +86,11 @@ class Rollout:
     def run(self) -> Trajectory:
         """Run every step at once and return the `Trajectory`."""
         run = Run(self)  # before the grad mode is set: lengths and diverged stay plain
+        # Nobody sees the steps, and no graph is built: the run may speculate (see Run.steps).
+        speculate = self.callback is None and not wants_grad(self.model, self.x0)
         with grad_context(self.model, self.x0):
             null = contextlib.nullcontext()  # one, entered every step: run sets the mode once
-            for _ in run.steps(self, lambda: null):
+            for _ in run.steps(self, lambda: null, speculate=speculate):
                 pass
             self._latest = run
             return run.trajectory()
@@ -133,6 +135,9 @@ def rollout(
         forcing: `[T, B, ...]` exogenous inputs, at least `steps` long (never padded).
         state: the initial recurrent state.
         until: `(y, x) -> BoolTensor[B]`, true for samples that are done (frozen).
+            Until one is, the hold of done samples is skipped; the `check_every` steps in
+            which the first finishes are then run again, holding (with no callback and no
+            gradient: up to `check_every` more model calls, the same result).
         on_nonfinite: "raise" (`RolloutDiverged` naming step and samples), "stop"
             (freeze those samples, flag them in `diverged`, run the others on), "ignore".
         keep: "all" outputs, or only the "last" (memory stays flat for long horizons).
