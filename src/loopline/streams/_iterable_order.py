@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from loopline.streams._endless import EPOCH_END, rebuild, shut_down
-from loopline.streams.protocols import announce_epoch, epoch_items
+from loopline.streams.protocols import announce_epoch, epoch_items, is_seekable
 
 
 class Tagged(NamedTuple):
@@ -94,10 +94,16 @@ class EndlessBatches(IterableDataset):
             while int(self.finished.min()) < epoch - 1:  # another worker is still behind
                 yield Tagged(epoch, worker, -1, None, False, True)
             skip = self.skips[worker] if epoch == self.start_epoch else 0
-            chunks = batched(epoch_items(self.dataset, epoch), self.batch_size, self.drop_last)
+            if skip and is_seekable(self.dataset):
+                # The generator starts after the items of the skipped batches itself.
+                start = skip * (self.batch_size or 1)
+                items, drawn = self.dataset.iter_epoch(epoch, start=start), skip  # type: ignore[attr-defined]
+            else:
+                items, drawn = epoch_items(self.dataset, epoch), 0
+            chunks = batched(items, self.batch_size, self.drop_last)
             index = skip
             # Skipped batches are drawn but never collated: resuming replays the generator.
-            for chunk in islice(chunks, skip, None):
+            for chunk in islice(chunks, skip - drawn, None):
                 batch = self.collate_fn(chunk if self.batch_size is not None else chunk[0])
                 yield Tagged(epoch, worker, index, batch, False)
                 index += 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
+from itertools import islice
 from typing import Any
 
 import torch
@@ -78,12 +79,14 @@ class GeneratorDataset(IterableDataset):
         sharded: bool,
         batched: bool = False,
         seed: int = 0,
+        seekable: bool = False,
     ) -> None:
         self._fn = fn
         self._args = args
         self._kwargs = kwargs
         self.sharded = sharded
         self.batched = batched
+        self.seekable = seekable  # fn starts at current_shard().start (see from_generator)
         # Shared memory so the main process's set_epoch reaches worker copies.
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self._seed = torch.zeros((), dtype=torch.int64).share_memory_()
@@ -110,15 +113,22 @@ class GeneratorDataset(IterableDataset):
     def __iter__(self) -> Iterator[Any]:
         return self.iter_epoch(self.epoch)
 
-    def iter_epoch(self, epoch: int, shard: Shard | None = None) -> Iterator[Any]:
-        """This shard's items for `epoch` (the detected shard unless one is given)."""
+    def iter_epoch(
+        self, epoch: int, shard: Shard | None = None, *, start: int = 0
+    ) -> Iterator[Any]:
+        """This shard's items for `epoch` (the detected shard unless one is given), less
+        its first `start` ones: a seekable generator begins after them itself (told by
+        `current_shard().start`), another one is replayed past them."""
         shard = replace(shard or detect_shard(place=self._place), epoch=epoch, seed=self.seed)
-        return self._items(shard)
+        if not self.seekable:
+            return islice(self._items(shard), start, None)
+        # Its own sequence's items, or the full sequence's up to this shard's next one.
+        begin = start if self.sharded else start * shard.count
+        return self._items(replace(shard, start=begin), begin)
 
-    def _items(self, shard: Shard) -> Iterator[Any]:
+    def _items(self, shard: Shard, position: int = 0) -> Iterator[Any]:
         name = describe(self._fn)
         where = "its own sequence" if self.sharded else "the full sequence"
-        position = 0
         keep_all, count, index = self.sharded, shard.count, shard.index
         try:
             token = activate(shard)
@@ -169,6 +179,7 @@ def from_generator(
     sharded: bool = False,
     batched: bool = False,
     seed: int = 0,
+    seekable: bool = False,
     **kwargs: Any,
 ) -> GeneratorDataset:
     """Turn a generator function into a re-iterable, shard-aware `IterableDataset`.
@@ -188,6 +199,9 @@ def from_generator(
             checks it), or batches of 32 become `[32, 32, ...]`.
         seed: the stream's base seed, an int, reported to `fn` by `current_shard().seed`
             on every shard (it is loopline's: `fn` never receives it as an argument).
+        seekable: `fn` begins after the first `current_shard().start` items of its
+            sequence (its own with `sharded=True`, the full one otherwise), so a resumed
+            stream starts at once instead of replaying the generator up to its position.
 
     Returns:
         A `GeneratorDataset` with `set_epoch(epoch)` and a `seed` attribute.
@@ -216,7 +230,9 @@ def from_generator(
             f"function), got {type(fn).__name__}; to wrap a list or tensor use a "
             "map-style Dataset instead"
         )
-    for name, flag in (("sharded", sharded), ("batched", batched)):
+    for name, flag in (("sharded", sharded), ("batched", batched), ("seekable", seekable)):
         if not isinstance(flag, bool):
             raise TypeError(f"from_generator: {name} must be True or False, got {flag!r}")
-    return GeneratorDataset(fn, args, kwargs, sharded=sharded, batched=batched, seed=seed)
+    return GeneratorDataset(
+        fn, args, kwargs, sharded=sharded, batched=batched, seed=seed, seekable=seekable
+    )

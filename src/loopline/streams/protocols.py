@@ -42,6 +42,12 @@ class Placed(Protocol):
     def place(self) -> tuple[int, int]: ...
 
 
+class Seekable(Protocol):
+    """`seekable` is true when `iter_epoch(epoch, start=n)` begins after n items, unmade."""
+
+    seekable: bool
+
+
 class Replayable(Protocol):
     """`replayable` is true when an epoch's order is a pure function of its (seed, epoch)."""
 
@@ -94,6 +100,11 @@ def is_checkpointable(stage: Any) -> bool:
 def is_replayable(stage: Any) -> bool:
     """Whether `stage` says its epochs replay exactly (see `Replayable`)."""
     return bool(getattr(stage, "replayable", False))
+
+
+def is_seekable(dataset: Any) -> bool:
+    """Whether `dataset` says it can start an epoch anywhere (see `Seekable`)."""
+    return bool(getattr(dataset, "seekable", False))
 
 
 def yields_batches(dataset: Any) -> bool:

@@ -29,6 +29,9 @@ class Shard:
         num_workers: DataLoader workers per rank (1 in the main process).
         epoch: the epoch the dataset was set to with `set_epoch`.
         seed: the dataset's base seed, the same on every shard.
+        start: how many items of the sequence a `seekable` generator is to leave out,
+            because a resumed run has had them: of its own sequence with
+            `sharded=True`, of the full one otherwise (0 on a fresh start).
 
     Example:
         >>> import loopline
@@ -45,6 +48,7 @@ class Shard:
     num_workers: int = 1
     epoch: int = 0
     seed: int = 0
+    start: int = 0
 
     def owns(self, position: int) -> bool:
         """Whether the item at `position` of the full sequence belongs to this shard."""
@@ -70,8 +74,9 @@ def current_shard() -> Shard:
 
     Example:
         >>> import loopline
-        >>> loopline.current_shard()
-        Shard(index=0, count=1, rank=0, world_size=1, worker=0, num_workers=1, epoch=0, seed=0)
+        >>> loopline.current_shard()  # doctest: +NORMALIZE_WHITESPACE
+        Shard(index=0, count=1, rank=0, world_size=1, worker=0, num_workers=1, epoch=0,
+              seed=0, start=0)
     """
     active = _active.get()
     return active if active is not None else detect_shard()
