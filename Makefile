@@ -71,6 +71,9 @@ demo: $(STAMP)
 # make bench BENCH_ARGS=--quick: a smoke run of the whole pipeline (its RESULTS.md says so).
 BENCH_ARGS ?=
 bench: $(STAMP)
+	@# The peers (torchdata) join the benchmark environment only; no install fails the run.
+	@$(PY) -m pip install -q -c $(CONSTRAINT) -e ".[bench]" \
+		|| echo ">> torchdata not installed: the peers' columns say so"
 	$(PY) benchmarks/_results.py --start --args="$(BENCH_ARGS)"
 	@failed=""; \
 	for script in benchmarks/[!_]*.py; do \
