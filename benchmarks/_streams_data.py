@@ -30,6 +30,13 @@ def own_items(n: int, rounds: int, sleep: float) -> Iterator[int]:
     return items(n, rounds, sleep, shard.index, shard.count)
 
 
+def own_items_from_start(n: int, rounds: int, sleep: float) -> Iterator[int]:
+    """For from_generator(sharded=True, seekable=True): the items of current_shard() after
+    the first current_shard().start of them, the ones made before are not made again."""
+    shard = current_shard()
+    return items(n, rounds, sleep, shard.index + shard.start * shard.count, shard.count)
+
+
 class Items(IterableDataset):
     """Plain PyTorch: hand-sharded with get_worker_info, or naive (every worker, every item)."""
 
