@@ -67,3 +67,25 @@ def test_a_worker_with_an_empty_shard_does_not_stall_the_others():
     with loopline.forever(loader, epochs=4) as stream:
         epochs = [(stream.epoch, batch.tolist()) for batch in stream]
     assert epochs == [(e, b) for e in range(4) for b in ([0, 1], [2, 3], [4, 5], [6])]
+
+
+def resident_mib() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts fds in /proc")
+def test_ten_thousand_epochs_of_unequal_shards_keep_fds_and_memory_flat():
+    # Shards of 2 and 1 items: the leak kept one batch (and its fd) more every epoch.
+    loader = DataLoader(loopline.from_generator(count_up, 3), batch_size=1, num_workers=2)
+    seen = {}
+    with loopline.forever(loader) as stream:
+        for _ in stream:
+            if stream.epoch in (100, 9_999) and stream.epoch not in seen:
+                seen[stream.epoch] = (open_fds(), resident_mib())
+            if stream.epoch == 10_000:
+                break
+    (fds_before, rss_before), (fds_after, rss_after) = seen[100], seen[9_999]
+    assert fds_after - fds_before <= 3, seen
+    assert rss_after - rss_before < 20, seen  # MiB
