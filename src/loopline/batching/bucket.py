@@ -109,7 +109,7 @@ class Bucketer(IterableDataset):
             BUFFERS: progress.buffers,
             PENDING: [list(batch) for batch in progress.pending],
         }
-        if self._source_has_state():
+        if is_checkpointable(self.source):
             state[SOURCE] = self.source.state_dict()  # type: ignore[attr-defined]
         return state
 
@@ -118,16 +118,13 @@ class Bucketer(IterableDataset):
         missing = {EPOCH, CONSUMED, BUFFERS, PENDING} - set(state)
         if missing:
             raise KeyError(f"bucket.load_state_dict: state lacks keys {sorted(missing)}")
-        if SOURCE in state and not self._source_has_state():
+        if SOURCE in state and not is_checkpointable(self.source):
             raise ValueError(
                 "bucket.load_state_dict: the state holds its source's state_dict() but "
                 f"this source, {type(self.source).__name__}, has no load_state_dict()"
             )
         self.set_epoch(state[EPOCH])
         self._restored = dict(state)
-
-    def _source_has_state(self) -> bool:
-        return is_checkpointable(self.source)
 
     def __iter__(self) -> Iterator[list[Any]]:
         state, self._restored = self._restored, None

@@ -23,7 +23,7 @@ from loopline.batching._bucketing import (
     deal,
     fixed_batch_count,
 )
-from loopline.streams.shard import distributed_rank_and_size
+from loopline.streams.shard import place_of
 
 
 class BucketSampler(Sampler[list[int]]):
@@ -125,9 +125,7 @@ class BucketSampler(Sampler[list[int]]):
 
     def place(self) -> tuple[int, int]:
         """The `(rank, world_size)` this sampler deals for: as given, else torch.distributed's."""
-        if self._rank is not None and self._world_size is not None:
-            return self._rank, self._world_size
-        return distributed_rank_and_size()
+        return place_of(self._rank, self._world_size)
 
     def __iter__(self) -> Iterator[list[int]]:
         rank, world_size = self.place()

@@ -29,6 +29,12 @@ def index_sampler(loader: DataLoader) -> Any:
     return loader.batch_sampler if loader.batch_sampler is not None else loader.sampler
 
 
+def in_order(loader: Any) -> bool:
+    """Whether the loader returns batches in the order their indices were drawn (a torch
+    without the `in_order` option always does)."""
+    return bool(getattr(loader, "in_order", True))
+
+
 def shut_down(batches: Any) -> None:
     """Stop a DataLoader iterator's worker processes now rather than at garbage collection."""
     shutdown = getattr(batches, "_shutdown_workers", None)

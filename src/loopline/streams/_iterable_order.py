@@ -24,7 +24,7 @@ from typing import Any, NamedTuple, cast
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from loopline.streams._endless import EPOCH_END, rebuild, shut_down
+from loopline.streams._endless import EPOCH_END, in_order, rebuild, shut_down
 from loopline.streams.protocols import announce_epoch, epoch_items, is_seekable
 
 
@@ -126,7 +126,7 @@ class IterableOrder:
         self._loader = loader
         self._stop = stop
         self._waiting: list[deque[Tagged]] = [deque() for _ in range(self.workers)]
-        self._in_order = getattr(loader, "in_order", True)
+        self._in_order = in_order(loader)
         endless = EndlessBatches(
             cast(IterableDataset, loader.dataset),
             loader.batch_size,

@@ -19,7 +19,7 @@ from typing import Any
 
 from torch.utils.data import DataLoader
 
-from loopline.streams._endless import EPOCH_END, index_sampler, rebuild, shut_down
+from loopline.streams._endless import EPOCH_END, in_order, index_sampler, rebuild, shut_down
 from loopline.streams._epoch_tags import EpochMark, MarkedCollate, MarkedDataset
 from loopline.streams.errors import EmptyEpoch
 from loopline.streams.protocols import announce_epoch
@@ -50,6 +50,7 @@ class EndlessSampler:
 
     def __iter__(self) -> Iterator[Any]:
         inner = index_sampler(self.loader)
+        batched = self.loader.batch_sampler is not None  # indices come as lists
         epochs = (
             count(self.start_epoch)
             if self.stop_epoch is None
@@ -64,7 +65,6 @@ class EndlessSampler:
                 size += 1
                 if self.marked:
                     self.handed[epoch] += 1
-                    batched = self.loader.batch_sampler is not None
                     yield [mark, *indices] if batched else (mark, indices)
                 else:
                     self.epochs_handed_out.append(epoch)
@@ -86,7 +86,7 @@ class MapOrder:
     """Ordered batches of an endless map-style loader, split into epochs."""
 
     def __init__(self, loader: DataLoader, start_epoch: int, position: int, stop: int | None):
-        marked = not getattr(loader, "in_order", True)  # batches come as they are done
+        marked = not in_order(loader)  # batches come as they are done
         self.sampler = EndlessSampler(loader, start_epoch, position, stop, marked=marked)
         batched = loader.batch_sampler is not None
         settings: dict[str, Any] = {"batch_sampler": self.sampler}

@@ -18,7 +18,13 @@ from typing import Any
 from torch.utils.data import DataLoader, IterableDataset
 
 from loopline._checks import check_optional_int
-from loopline.streams._endless import EPOCH_END, GenericOrder, index_sampler, sampler_replays
+from loopline.streams._endless import (
+    EPOCH_END,
+    GenericOrder,
+    in_order,
+    index_sampler,
+    sampler_replays,
+)
 from loopline.streams._identity import check_positions, check_same, identity
 from loopline.streams._iterable_order import IterableOrder
 from loopline.streams._map_order import MapOrder
@@ -170,7 +176,7 @@ class Forever(Iterator[Any]):
 
     def _check_resumable(self) -> None:
         source = self._source
-        if self._kind != "generic" and not getattr(source, "in_order", True):
+        if self._kind != "generic" and not in_order(source):
             raise NotResumable(
                 "forever: a DataLoader with in_order=False returns batches in whatever "
                 "order workers finish, so its position cannot be restored exactly; use "

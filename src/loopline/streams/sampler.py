@@ -14,7 +14,7 @@ import numpy as np
 from torch.utils.data import Sampler
 
 from loopline._checks import check_place
-from loopline.streams.shard import distributed_rank_and_size
+from loopline.streams.shard import place_of
 
 
 class EpochSampler(Sampler[int]):
@@ -71,9 +71,7 @@ class EpochSampler(Sampler[int]):
 
     def place(self) -> tuple[int, int]:
         """The `(rank, world_size)` this sampler deals for: as given, else torch.distributed's."""
-        if self._rank is not None and self._world_size is not None:
-            return self._rank, self._world_size
-        return distributed_rank_and_size()
+        return place_of(self._rank, self._world_size)
 
     def __iter__(self) -> Iterator[int]:
         rank, world_size = self.place()

@@ -134,6 +134,13 @@ def distributed_rank_and_size() -> tuple[int, int]:
     return _inherited[-1] if _inherited else (0, 1)
 
 
+def place_of(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """`(rank, world_size)` as given (both, checked by the caller), else torch.distributed's."""
+    if rank is not None and world_size is not None:
+        return rank, world_size
+    return distributed_rank_and_size()
+
+
 def activate(shard: Shard) -> contextvars.Token[Shard | None]:
     """Make `current_shard()` return `shard` until `deactivate(token)`.
 
