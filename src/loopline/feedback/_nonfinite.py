@@ -41,7 +41,7 @@ def first_nonfinite(recent: Iterable[torch.Tensor]) -> tuple[int, list[int]] | N
     for offset, y in enumerate(recent):
         if not y.is_floating_point():
             continue
-        bad = ~torch.isfinite(y).flatten(1).all(1)
+        bad = nonfinite(y)  # [B]
         if bool(bad.any()):
             return offset, bad.nonzero().flatten().tolist()
     return None
