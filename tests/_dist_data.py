@@ -19,17 +19,6 @@ import loopline
 # ---------------------------------------------------------------- generator functions
 
 
-def count_up(n: int) -> Iterator[int]:
-    """0, 1, ..., n-1: the full sequence, split between shards by from_generator."""
-    yield from range(n)
-
-
-def own_part(n: int) -> Iterator[int]:
-    """The positions of range(n) owned by the current shard, computed directly."""
-    shard = loopline.current_shard()
-    yield from range(shard.index, n, shard.count)
-
-
 def shuffled(n: int) -> Iterator[int]:
     """A permutation of range(n) fixed by the dataset's (seed, epoch)."""
     shard = loopline.current_shard()

@@ -26,7 +26,8 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 import loopline
-from _dist_data import count_up, own_part, plain, resume_loader, uneven_loader
+from _dist_data import plain, resume_loader, uneven_loader
+from utils import count_up, own_part
 
 # ---------------------------------------------------------------- scenarios
 
