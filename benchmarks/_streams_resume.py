@@ -133,7 +133,9 @@ def seek_rows(workers: int, repeats: int) -> list[str]:
     data = partial(from_generator, own_items_from_start, size, 0, sharded=True, seekable=True)
     state = saved_state("loopline", data, workers, 1)
     per_worker = [position // max(1, workers)] * max(1, workers)
-    state = {**state, "position": per_worker, "step": position}
+    consumed = [n * 16 for n in per_worker]  # batches of 16 items
+    entry = {"epoch": 0, "step": position, "position": per_worker, "consumed": consumed}
+    state = {**state, "ranks": [entry]}
     count = max(1, workers)
     first = per_worker[0] * 16  # shard 0's own items already delivered
     expected = [(first + j) * count for j in range(16)]

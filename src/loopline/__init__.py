@@ -1,6 +1,6 @@
 """loopline: PyTorch data that does not flow in a straight line.
 
-Streams that never stop (`forever`, `even`, `EpochSampler`), generator-backed
+Streams that never stop (`forever`, `even`, `EpochSampler`, `merge_states`), generator-backed
 datasets sharded across workers and ranks (`from_generator`, `current_shard`), and
 batches of variable-length data (`pad_collate`, `Padded`, `BucketSampler`, `bucket`),
 feedback rollouts (`rollout`, `Rollout`, `converged`) and their horizon metrics
@@ -32,6 +32,7 @@ from loopline.streams.distributed import Even, even
 from loopline.streams.errors import EmptyEpoch, NotResumable
 from loopline.streams.forever import Forever, forever
 from loopline.streams.generator import GeneratorDataset, GeneratorFailed, from_generator
+from loopline.streams.job import merge_states
 from loopline.streams.sampler import EpochSampler
 from loopline.streams.shard import Shard, current_shard
 
@@ -48,6 +49,7 @@ __all__ = [
     "Forever",
     "NotResumable",
     "forever",
+    "merge_states",
     # batching
     "BucketSampler",
     "Bucketer",

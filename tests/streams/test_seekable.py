@@ -56,7 +56,8 @@ def test_the_generator_is_told_where_to_begin_and_makes_nothing_before():
 def test_a_resume_a_million_batches_in_starts_there_at_once():
     STARTS.clear()
     state = loopline.forever(loader(from_start, n=10**9)).state_dict()
-    state["position"] = [1_000_000]  # a million batches of 3 into the epoch
+    # A million batches of 3 into the epoch.
+    state["ranks"][0].update(position=[1_000_000], consumed=[3_000_000])
     resumed = loopline.forever(loader(from_start, n=10**9))
     resumed.load_state_dict(state)
     assert next(resumed).tolist() == [3_000_000, 3_000_001, 3_000_002]

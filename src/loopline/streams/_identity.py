@@ -46,6 +46,8 @@ def identity(source: Iterable[Any], kind: str, workers: int) -> dict[str, Any]:
         inner = sampler.sampler if isinstance(sampler, BatchSampler) else sampler
         if isinstance(inner, Placed):
             rank, world_size = inner.place()
+        elif is_int(getattr(inner, "num_replicas", None)):  # a DistributedSampler
+            rank, world_size = getattr(inner, "rank", 0), getattr(inner, "num_replicas", 1)
         names = [type(sampler).__name__, type(inner).__name__]
         found["sampler"] = "/".join(dict.fromkeys(names))
         found["batch_size"] = getattr(sampler, "batch_size", source.batch_size)
@@ -56,14 +58,21 @@ def identity(source: Iterable[Any], kind: str, workers: int) -> dict[str, Any]:
     return found
 
 
-def check_same(saved: Any, now: Mapping[str, Any]) -> None:
-    """Refuse a saved identity that differs from `now`, naming the first difference."""
+# What a resized job may change: the rest of the epoch is then dealt afresh (_elastic).
+TOPOLOGY = ("batch_size", "rank", "workers", "world_size")
+
+
+def check_same(saved: Any, now: Mapping[str, Any], ignore: tuple[str, ...] = ()) -> None:
+    """Refuse a saved identity that differs from `now` (but for the settings in
+    `ignore`), naming the first difference."""
     if not isinstance(saved, Mapping):
         raise ValueError(
             f"forever.load_state_dict: state['identity'] must be a dict of the loader's "
             f"settings, got {type(saved).__name__}"
         )
     for key in sorted(set(saved) | set(now)):
+        if key in ignore:
+            continue
         before, after = saved.get(key), now.get(key)
         if before != after:
             raise ValueError(
@@ -73,19 +82,14 @@ def check_same(saved: Any, now: Mapping[str, Any]) -> None:
             )
 
 
-def check_positions(epoch: Any, step: Any, position: Any, kind: str, workers: int) -> None:
-    """Raise naming the key of a state whose counts are not what `forever` saves."""
-    for key, value in (("epoch", epoch), ("step", step)):
-        if not is_int(value) or value < 0:
-            raise ValueError(
-                f"forever.load_state_dict: state[{key!r}] must be an int >= 0, got {value!r}"
-            )
+def check_position(position: Any, where: str, kind: str, workers: int) -> None:
+    """Raise naming the key of a rank's position that is not what `forever` saves."""
     if kind == "iterable":
         if not (
             isinstance(position, list) and all(is_int(count) and count >= 0 for count in position)
         ):
             raise ValueError(
-                "forever.load_state_dict: state['position'] must be a list of ints >= 0 "
+                f"forever.load_state_dict: {where}['position'] must be a list of ints >= 0 "
                 f"(batches per worker), got {position!r}"
             )
         if len(position) != workers:
@@ -96,6 +100,6 @@ def check_positions(epoch: Any, step: Any, position: Any, kind: str, workers: in
             )
     elif not is_int(position) or position < 0:
         raise ValueError(
-            f"forever.load_state_dict: state['position'] must be an int >= 0 (batches into "
-            f"the epoch), got {position!r}"
+            f"forever.load_state_dict: {where}['position'] must be an int >= 0 (batches "
+            f"into the epoch), got {position!r}"
         )

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple, cast
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from loopline.streams._elastic import Layers
 from loopline.streams._endless import EPOCH_END, in_order, rebuild, shut_down
 from loopline.streams.protocols import announce_epoch, epoch_items, is_seekable
 
@@ -37,6 +38,7 @@ class Tagged(NamedTuple):
     batch: Any
     end: bool
     pad: bool = False  # a marker a waiting worker sends instead of a batch (see above)
+    size: int = 0  # the items in the batch, which a job's position counts
 
 
 def keep(item: Any) -> Any:
@@ -69,6 +71,7 @@ class EndlessBatches(IterableDataset):
         skips: list[int],
         stop_epoch: int | None,
         workers: int,
+        layers: Layers = (),
     ):
         self.dataset = dataset
         self.batch_size = batch_size
@@ -77,6 +80,7 @@ class EndlessBatches(IterableDataset):
         self.start_epoch = start_epoch
         self.skips = skips
         self.stop_epoch = stop_epoch
+        self.layers = layers  # after a resize: what the start epoch's earlier runs delivered
         # finished[w]: the last epoch worker w has batched to its end, in shared memory so
         # that every worker sees every other's.
         self.finished = torch.full((workers,), start_epoch - 1, dtype=torch.int64)
@@ -94,7 +98,10 @@ class EndlessBatches(IterableDataset):
             while int(self.finished.min()) < epoch - 1:  # another worker is still behind
                 yield Tagged(epoch, worker, -1, None, False, True)
             skip = self.skips[worker] if epoch == self.start_epoch else 0
-            if skip and is_seekable(self.dataset):
+            if epoch == self.start_epoch and self.layers:
+                # The rest of the epoch, dealt afresh to this topology's shards.
+                items, drawn = self.dataset.iter_epoch(epoch, layers=self.layers), 0  # type: ignore[attr-defined]
+            elif skip and is_seekable(self.dataset):
                 # The generator starts after the items of the skipped batches itself.
                 start = skip * (self.batch_size or 1)
                 items, drawn = self.dataset.iter_epoch(epoch, start=start), skip  # type: ignore[attr-defined]
@@ -105,7 +112,7 @@ class EndlessBatches(IterableDataset):
             # Skipped batches are drawn but never collated: resuming replays the generator.
             for chunk in islice(chunks, skip - drawn, None):
                 batch = self.collate_fn(chunk if self.batch_size is not None else chunk[0])
-                yield Tagged(epoch, worker, index, batch, False)
+                yield Tagged(epoch, worker, index, batch, False, size=len(chunk))
                 index += 1
             yield Tagged(epoch, worker, index, None, True)
             # Only once its end marker is on its way may the others start the next epoch,
@@ -117,10 +124,18 @@ class IterableOrder:
     """Ordered batches of an endless iterable-style loader, split into epochs."""
 
     def __init__(
-        self, loader: DataLoader, start_epoch: int, position: list[int] | None, stop: int | None
+        self,
+        loader: DataLoader,
+        start_epoch: int,
+        position: list[int] | None,
+        stop: int | None,
+        *,
+        consumed: list[int] | None = None,
+        layers: Layers = (),
     ):
         self.workers = max(1, loader.num_workers)
         self.next_index = list(position) if position is not None else [0] * self.workers
+        self.items = list(consumed) if consumed is not None else [0] * self.workers
         self.ended = [False] * self.workers
         self.epoch = start_epoch
         self._loader = loader
@@ -136,6 +151,7 @@ class IterableOrder:
             list(self.next_index),
             stop,
             self.workers,
+            layers,
         )
         announce_epoch(loader, start_epoch)
         self._tagged = iter(rebuild(loader, dataset=endless, batch_size=None, collate_fn=keep))
@@ -146,6 +162,7 @@ class IterableOrder:
             if not active:
                 self.epoch += 1
                 self.next_index = [0] * self.workers
+                self.items = [0] * self.workers
                 self.ended = [False] * self.workers
                 if self._stop is None or self.epoch < self._stop:
                     announce_epoch(self._loader, self.epoch)
@@ -158,6 +175,7 @@ class IterableOrder:
                 self.ended[worker] = True
                 continue
             self.next_index[worker] += 1
+            self.items[worker] += item.size
             return item.batch
 
     def _take(self, worker: int) -> Tagged:
@@ -181,6 +199,10 @@ class IterableOrder:
 
     def position_state(self) -> Any:
         return list(self.next_index)
+
+    def consumed_state(self) -> list[int]:
+        """The items each worker (shard) delivered in the current epoch."""
+        return list(self.items)
 
     def close(self) -> None:
         shut_down(self._tagged)

@@ -17,8 +17,9 @@ from collections.abc import Iterator
 from itertools import count, islice
 from typing import Any
 
-from torch.utils.data import DataLoader
+from torch.utils.data import BatchSampler, DataLoader
 
+from loopline.streams._elastic import Layers, remaining_positions
 from loopline.streams._endless import EPOCH_END, in_order, index_sampler, rebuild, shut_down
 from loopline.streams._epoch_tags import EpochMark, MarkedCollate, MarkedDataset
 from loopline.streams.errors import EmptyEpoch
@@ -36,6 +37,7 @@ class EndlessSampler:
         stop_epoch: int | None,
         *,
         marked: bool = False,
+        layers: Layers = (),
     ):
         self.loader = loader
         self.start_epoch = start_epoch
@@ -47,6 +49,9 @@ class EndlessSampler:
         self.epochs_handed_out: deque[int] = deque()
         self.handed = Counter[int]()  # batches handed out per epoch
         self.finished = start_epoch - 1  # the last epoch wholly handed out
+        # After a resize, the start epoch deals what the earlier topologies left.
+        self.layers = layers
+        self.start_share = dealt_share(loader, start_epoch, layers) if layers else None
 
     def __iter__(self) -> Iterator[Any]:
         inner = index_sampler(self.loader)
@@ -61,7 +66,11 @@ class EndlessSampler:
             skip = self.skip if epoch == self.start_epoch else 0
             size = skip
             mark = EpochMark(epoch)
-            for indices in islice(inner, skip, None):
+            batches: Iterator[Any] = islice(inner, skip, None)
+            if epoch == self.start_epoch and self.start_share is not None:
+                batches = in_batches(self.start_share, inner)
+                size = 1  # an epoch left with nothing is not an empty epoch
+            for indices in batches:
                 size += 1
                 if self.marked:
                     self.handed[epoch] += 1
@@ -78,6 +87,31 @@ class EndlessSampler:
                 )
 
 
+def dealt_share(loader: DataLoader, epoch: int, layers: Layers) -> list[int]:
+    """This rank's share of what `layers` left of `epoch`'s order: every world_size-th."""
+    inner = dealt_sampler(index_sampler(loader))
+    order = inner.order(epoch)
+    rank, world_size = inner.place()
+    return order[remaining_positions(len(order), layers)][rank::world_size].tolist()
+
+
+def dealt_sampler(sampler: Any) -> Any:
+    """The sampler of single indices (inside a BatchSampler or not)."""
+    return sampler.sampler if isinstance(sampler, BatchSampler) else sampler
+
+
+def in_batches(share: list[int], sampler: Any) -> Iterator[Any]:
+    """The indices of `share` as `sampler` hands them out: in batches for a BatchSampler."""
+    if not isinstance(sampler, BatchSampler):
+        yield from share
+        return
+    size = sampler.batch_size
+    for begin in range(0, len(share), size):
+        batch = share[begin : begin + size]
+        if len(batch) == size or not sampler.drop_last:
+            yield batch
+
+
 def _drop_last_hint(loader: DataLoader) -> str:
     return ", or drop_last=True dropped its only partial batch" if loader.drop_last else ""
 
@@ -85,9 +119,19 @@ def _drop_last_hint(loader: DataLoader) -> str:
 class MapOrder:
     """Ordered batches of an endless map-style loader, split into epochs."""
 
-    def __init__(self, loader: DataLoader, start_epoch: int, position: int, stop: int | None):
+    def __init__(
+        self,
+        loader: DataLoader,
+        start_epoch: int,
+        position: int,
+        stop: int | None,
+        layers: Layers = (),
+    ):
         marked = not in_order(loader)  # batches come as they are done
-        self.sampler = EndlessSampler(loader, start_epoch, position, stop, marked=marked)
+        self.sampler = EndlessSampler(
+            loader, start_epoch, position, stop, marked=marked, layers=layers
+        )
+        self._loader = loader
         batched = loader.batch_sampler is not None
         settings: dict[str, Any] = {"batch_sampler": self.sampler}
         if not batched:
@@ -148,6 +192,16 @@ class MapOrder:
 
     def position_state(self) -> Any:
         return self.position
+
+    def consumed_state(self) -> list[int]:
+        """The samples this rank delivered in the current epoch (one shard: the rank)."""
+        sampler = index_sampler(self._loader)
+        if self.epoch == self.sampler.start_epoch and self.sampler.start_share is not None:
+            share = len(self.sampler.start_share)
+        else:
+            share = len(dealt_sampler(sampler))
+        batch = sampler.batch_size if isinstance(sampler, BatchSampler) else 1
+        return [min(self.position * batch, share)]
 
     def close(self) -> None:
         shut_down(self._batches)

@@ -5,40 +5,45 @@ For a plain `DataLoader` it builds one long-lived iteration whose workers run st
 across epoch boundaries (see `_endless.py`), so the first batch of an epoch arrives as
 fast as any other. Any other iterable is simply re-iterated each epoch.
 
-Its position is a few integers: the epoch and where in it. `state_dict()` saves them and
-`load_state_dict()` restores them into a fresh `forever(...)`, which replays the index
-stream (map-style) or the generators (from_generator) up to that point.
+Its position is a few integers per rank: the epoch and where in it (see `job.py`).
+`state_dict()` saves them and `load_state_dict()` restores them into a fresh
+`forever(...)`, which replays the index stream (map-style) or the generators
+(from_generator) up to that point, or, under another topology, deals the rest of the
+epoch afresh (see `_elastic.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from torch.utils.data import DataLoader, IterableDataset
 
 from loopline._checks import check_optional_int
-from loopline.streams._endless import (
-    EPOCH_END,
-    GenericOrder,
-    in_order,
-    index_sampler,
-    sampler_replays,
-)
-from loopline.streams._identity import check_positions, check_same, identity
+from loopline.streams._endless import EPOCH_END, GenericOrder
+from loopline.streams._identity import TOPOLOGY, check_position, check_same, identity
 from loopline.streams._iterable_order import IterableOrder
 from loopline.streams._map_order import MapOrder
+from loopline.streams._resumable import check_resumable, resizable
 from loopline.streams.distributed import Even, all_ranks_agree
-from loopline.streams.errors import EmptyEpoch, NotResumable
-from loopline.streams.protocols import is_checkpointable, is_replayable, yields_batches
-
-# Keys of the state dict.
-EPOCH = "epoch"
-STEP = "step"
-KIND = "kind"
-POSITION = "position"
-INNER = "inner"
-IDENTITY = "identity"  # the settings the position holds under (see _identity.py)
+from loopline.streams.errors import EmptyEpoch
+from loopline.streams.job import (
+    CONSUMED,
+    EPOCH,
+    IDENTITY,
+    INNER,
+    KIND,
+    LAYERS,
+    POSITION,
+    RANKS,
+    STEP,
+    check_entries,
+    check_layers,
+    gather_entries,
+    incomplete,
+    resized,
+)
+from loopline.streams.protocols import yields_batches
 
 
 class Forever(Iterator[Any]):
@@ -55,7 +60,7 @@ class Forever(Iterator[Any]):
         >>> [next(stream).tolist() for _ in range(4)]
         [[0, 1], [2, 3], [4], [0, 1]]
         >>> stream.epoch, stream.step, sorted(stream.state_dict())
-        (1, 4, ['epoch', 'identity', 'kind', 'position', 'step'])
+        (1, 4, ['identity', 'kind', 'layers', 'ranks'])
         >>> stream.close()
     """
 
@@ -70,6 +75,9 @@ class Forever(Iterator[Any]):
         self._kind = _kind_of(self._source)
         _check_not_batched_twice(self._source)
         self._position: Any = [0] * _workers(self._source) if self._kind == "iterable" else 0
+        self._consumed: list[int] | None = None  # restored samples per shard of this rank
+        self._layers: list[list[int]] = []  # after a resize: what the start epoch had
+        self._start_epoch = 0
         self._inner: Any = None
         self._order: MapOrder | IterableOrder | GenericOrder | None = None
         self._delivered = 0  # batches returned in the current epoch
@@ -121,45 +129,81 @@ class Forever(Iterator[Any]):
         order: MapOrder | IterableOrder | GenericOrder
         if self._kind == "map":
             assert isinstance(source, DataLoader)
-            order = MapOrder(source, epoch, position, self.epochs)
+            order = MapOrder(source, epoch, position, self.epochs, self._layers)
             self._delivered = position
         elif self._kind == "iterable":
             assert isinstance(source, DataLoader)
-            order = IterableOrder(source, epoch, position, self.epochs)
+            order = IterableOrder(
+                source, epoch, position, self.epochs, consumed=self._consumed, layers=self._layers
+            )
             self._delivered = sum(position)
         else:
             order = GenericOrder(source, epoch, position, self._inner)
             self._delivered = position
+        if self._layers:  # a resized epoch may have nothing left, and is not empty
+            self._delivered = 1
         self._order = order
         return order
 
     def state_dict(self) -> dict[str, Any]:
-        """The position as a plain dict: epoch, step and where in the epoch.
+        """The job's position as a plain dict: per rank, its epoch, step and place in it.
+
+        Under torch.distributed this is a collective: every rank must call it, and each
+        gets the whole job's state, which any one of them may save.
 
         Raises:
             NotResumable: the loader's order cannot be replayed exactly.
         """
-        self._check_resumable()
+        check_resumable(self._source, self._kind)
         order = self._order
-        state = {
-            KIND: self._kind,
-            EPOCH: order.epoch if order is not None else self.epoch,
+        found = identity(self._source, self._kind, _workers(self._source))
+        epoch = order.epoch if order is not None else self.epoch
+        entry = {
+            EPOCH: epoch,
             STEP: self.step,
             POSITION: order.position_state() if order is not None else self._position,
-            IDENTITY: identity(self._source, self._kind, _workers(self._source)),
+            CONSUMED: self._consumed_now(),
+        }
+        rank, world_size = found.get("rank", 0), found.get("world_size", 1)
+        state: dict[str, Any] = {
+            KIND: self._kind,
+            IDENTITY: found,
+            RANKS: gather_entries(entry, rank, world_size),
+            LAYERS: self._layers if epoch == self._start_epoch else [],
         }
         if self._kind == "generic":
             state[INNER] = self._source.state_dict()  # type: ignore[attr-defined]
         return state
 
+    def _consumed_now(self) -> list[int]:
+        """The samples each shard of this rank delivered in the current epoch, where the
+        stream can be resized ([] where it cannot)."""
+        if not resizable(self._source, self._kind):
+            return []
+        if isinstance(self._order, (MapOrder, IterableOrder)):
+            return self._order.consumed_state()
+        if self._consumed is not None:
+            return list(self._consumed)
+        return [0] * (_workers(self._source) if self._kind == "iterable" else 1)
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Resume at a saved position; call it before the first `next()`."""
+        """Resume at a saved position; call it before the first `next()`.
+
+        Under the saved topology each rank continues from its own entry, exactly as the
+        uninterrupted run; under another world size, worker count or batch size, the
+        rest of the epoch (every sample not yet delivered, each once) is dealt afresh.
+        """
         if self._order is not None:
             raise RuntimeError(
                 "forever.load_state_dict: this forever() has already started; restore "
                 "into a fresh forever(loader) before iterating it"
             )
-        missing = {KIND, EPOCH, STEP, POSITION, IDENTITY} - set(state)
+        if not isinstance(state, Mapping):
+            raise TypeError(
+                f"forever.load_state_dict: state must be a dict from state_dict(), got "
+                f"{type(state).__name__}"
+            )
+        missing = {KIND, IDENTITY, RANKS, LAYERS} - set(state)
         if missing:
             raise KeyError(f"forever.load_state_dict: state lacks keys {sorted(missing)}")
         if state[KIND] != self._kind:
@@ -167,48 +211,34 @@ class Forever(Iterator[Any]):
                 f"forever.load_state_dict: the state was saved from a {state[KIND]} loader "
                 f"but this forever() wraps a {self._kind} loader"
             )
-        self._check_resumable()
+        check_resumable(self._source, self._kind)
         workers = _workers(self._source)
-        check_positions(state[EPOCH], state[STEP], state[POSITION], self._kind, workers)
-        check_same(state[IDENTITY], identity(self._source, self._kind, workers))
-        self.epoch, self.step, self._position = state[EPOCH], state[STEP], state[POSITION]
+        saved, now = state[IDENTITY], identity(self._source, self._kind, workers)
+        # A resizable stream may change its topology; any other only the rank it runs on.
+        check_same(saved, now, TOPOLOGY if resizable(self._source, self._kind) else ("rank",))
+        ranks, layers = state[RANKS], check_layers(state[LAYERS])
+        check_entries(ranks, saved.get("world_size", 1), saved.get("workers", 1))
+        if layers or any(saved.get(k) != now.get(k) for k in TOPOLOGY if k != "rank"):
+            self._resize(ranks, layers)
+        else:
+            self._continue(ranks, now.get("rank", 0), workers)
+        self._start_epoch = self.epoch
         self._inner = state.get(INNER)
 
-    def _check_resumable(self) -> None:
-        source = self._source
-        if self._kind != "generic" and not in_order(source):
-            raise NotResumable(
-                "forever: a DataLoader with in_order=False returns batches in whatever "
-                "order workers finish, so its position cannot be restored exactly; use "
-                "in_order=True"
-            )
-        if self._kind == "map":
-            assert isinstance(source, DataLoader)
-            sampler = index_sampler(source)
-            if not sampler_replays(sampler):
-                inner = getattr(sampler, "sampler", sampler)  # inside a BatchSampler
-                raise NotResumable(
-                    f"forever: the DataLoader's sampler {type(inner).__name__} does not "
-                    "give the same order when an epoch is replayed (RandomSampler draws a new "
-                    "one), so its position cannot be restored exactly; pass "
-                    "sampler=loopline.EpochSampler(dataset, seed=...) instead of shuffle=True"
-                )
-        elif self._kind == "iterable":
-            assert isinstance(source, DataLoader)
-            dataset = source.dataset
-            if not is_replayable(dataset):
-                raise NotResumable(
-                    f"forever: the iterable dataset {type(dataset).__name__} cannot be "
-                    "replayed to a position; build it with loopline.from_generator(fn) from "
-                    "a generator that is deterministic given loopline.current_shard()'s "
-                    "seed and epoch"
-                )
-        elif not is_checkpointable(source):
-            raise NotResumable(
-                f"forever: {type(source).__name__} has no state_dict()/load_state_dict(), so "
-                "its position cannot be restored exactly; wrap a torch DataLoader or a "
-                "loader with state_dict()"
-            )
+    def _continue(self, ranks: list[Any], rank: int, workers: int) -> None:
+        """Resume this rank where its own entry says, as the uninterrupted run goes on."""
+        entry = ranks[rank] if rank < len(ranks) else None
+        if entry is None:
+            raise incomplete(ranks, f"rank {rank} resumes from its own entry")
+        check_position(entry[POSITION], f"state['ranks'][{rank}]", self._kind, workers)
+        self.epoch, self.step, self._position = entry[EPOCH], entry[STEP], entry[POSITION]
+        self._consumed = list(entry[CONSUMED]) or None
+
+    def _resize(self, ranks: list[Any], layers: list[list[int]]) -> None:
+        """Resume under another topology: the rest of the epoch, dealt to this one."""
+        self.epoch, self.step, self._layers = resized(ranks, layers)
+        workers = _workers(self._source)
+        self._position = [0] * workers if self._kind == "iterable" else 0
 
 
 def forever(loader: Iterable[Any], *, epochs: int | None = None) -> Forever:

@@ -23,6 +23,7 @@ from torch.utils.data import IterableDataset
 
 from loopline._checks import check_int
 from loopline._pickling import check_picklable, describe
+from loopline.streams._elastic import Layers, first_unconsumed, undelivered
 from loopline.streams.shard import (
     Shard,
     activate,
@@ -113,23 +114,48 @@ class GeneratorDataset(IterableDataset):
     def __iter__(self) -> Iterator[Any]:
         return self.iter_epoch(self.epoch)
 
+    @property
+    def resizable(self) -> bool:
+        """Whether an epoch can go on under another topology (see `iter_epoch`'s layers):
+        the full sequence can be dealt afresh, a sharded one's parts cannot."""
+        return not self.sharded
+
     def iter_epoch(
-        self, epoch: int, shard: Shard | None = None, *, start: int = 0
+        self,
+        epoch: int,
+        shard: Shard | None = None,
+        *,
+        start: int = 0,
+        layers: Layers = (),
     ) -> Iterator[Any]:
         """This shard's items for `epoch` (the detected shard unless one is given), less
         its first `start` ones: a seekable generator begins after them itself (told by
-        `current_shard().start`), another one is replayed past them."""
+        `current_shard().start`), another one is replayed past them.
+
+        With `layers` (a resumed job of another topology), the items are this shard's
+        stride of what the earlier topologies left of the full sequence (see _elastic)."""
         shard = replace(shard or detect_shard(place=self._place), epoch=epoch, seed=self.seed)
+        if layers:
+            if self.sharded:
+                raise ValueError(
+                    f"from_generator: {describe(self._fn)} is sharded=True, so the rest of "
+                    "its epoch cannot be dealt to another number of shards"
+                )
+            # A seekable generator begins where the first run had delivered everything.
+            begin = first_unconsumed(layers) if self.seekable else 0
+            full = self._items(replace(shard, start=begin), begin, keep_all=True)
+            left = undelivered(full, layers, begin)
+            return islice(left, shard.index + start * shard.count, None, shard.count)
         if not self.seekable:
             return islice(self._items(shard), start, None)
         # Its own sequence's items, or the full sequence's up to this shard's next one.
         begin = start if self.sharded else start * shard.count
         return self._items(replace(shard, start=begin), begin)
 
-    def _items(self, shard: Shard, position: int = 0) -> Iterator[Any]:
+    def _items(self, shard: Shard, position: int = 0, *, keep_all: bool = False) -> Iterator[Any]:
         name = describe(self._fn)
         where = "its own sequence" if self.sharded else "the full sequence"
-        keep_all, count, index = self.sharded, shard.count, shard.index
+        keep_all, count, index = keep_all or self.sharded, shard.count, shard.index
         try:
             token = activate(shard)
             try:

@@ -42,6 +42,16 @@ class Placed(Protocol):
     def place(self) -> tuple[int, int]: ...
 
 
+@runtime_checkable
+class Dealt(Protocol):
+    """`order(epoch)` is the whole job's sequence of an epoch, of which `place()`'s rank
+    takes every `world_size`-th item from its rank on (so a resized job can deal the rest)."""
+
+    def order(self, epoch: int) -> Any: ...
+
+    def place(self) -> tuple[int, int]: ...
+
+
 class Seekable(Protocol):
     """`seekable` is true when `iter_epoch(epoch, start=n)` begins after n items, unmade."""
 
@@ -52,6 +62,13 @@ class Replayable(Protocol):
     """`replayable` is true when an epoch's order is a pure function of its (seed, epoch)."""
 
     replayable: bool
+
+
+class Resizable(Protocol):
+    """`resizable` is true when `iter_epoch(epoch, layers=...)` gives an epoch's items less
+    those that earlier topologies delivered (see `_elastic`), in this shard's stride."""
+
+    resizable: bool
 
 
 class Batched(Protocol):
@@ -105,6 +122,16 @@ def is_replayable(stage: Any) -> bool:
 def is_seekable(dataset: Any) -> bool:
     """Whether `dataset` says it can start an epoch anywhere (see `Seekable`)."""
     return bool(getattr(dataset, "seekable", False))
+
+
+def is_dealt(sampler: Any) -> bool:
+    """Whether `sampler` deals strides of one job-wide order (see `Dealt`)."""
+    return isinstance(sampler, Dealt)
+
+
+def is_resizable(dataset: Any) -> bool:
+    """Whether `dataset` can continue an epoch under another topology (see `Resizable`)."""
+    return bool(getattr(dataset, "resizable", False))
 
 
 def yields_batches(dataset: Any) -> bool:
