@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, IterableDataset
 from torch.utils.data.sampler import BatchSampler, SequentialSampler
 
 from loopline.streams.protocols import announce_epoch, is_replayable
@@ -74,6 +74,19 @@ def rebuild(loader: DataLoader, **changes: Any) -> DataLoader:
     settings.update(changes)
     dataset = settings.pop("dataset", loader.dataset)
     return DataLoader(dataset, **settings)
+
+
+def kind_of(source: Iterable[Any]) -> str:
+    """Which order forever() uses: map or iterable (a plain DataLoader), else generic."""
+    # Only an exact DataLoader is rebuilt: a subclass may change what iteration means.
+    if type(source) is not DataLoader:
+        return "generic"
+    return "iterable" if isinstance(source.dataset, IterableDataset) else "map"
+
+
+def worker_count(source: Iterable[Any]) -> int:
+    """The shards a loader splits an iterable dataset into: its workers, or 1 without."""
+    return max(1, getattr(source, "num_workers", 0))
 
 
 class GenericOrder:

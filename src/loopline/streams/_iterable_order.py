@@ -26,7 +26,9 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from loopline.streams._elastic import Layers
 from loopline.streams._endless import EPOCH_END, in_order, rebuild, shut_down
-from loopline.streams.protocols import announce_epoch, epoch_items, is_seekable
+from loopline.streams._rng import Reseeder, callers_rngs
+from loopline.streams.generator import GeneratorDataset
+from loopline.streams.protocols import announce_epoch, epoch_items
 
 
 class Tagged(NamedTuple):
@@ -72,8 +74,10 @@ class EndlessBatches(IterableDataset):
         stop_epoch: int | None,
         workers: int,
         layers: Layers = (),
+        reseeder: Reseeder | None = None,
     ):
         self.dataset = dataset
+        self.reseeder = reseeder  # seeds the global RNGs before each item (see _rng)
         self.batch_size = batch_size
         self.drop_last = drop_last
         self.collate_fn = collate_fn
@@ -98,15 +102,7 @@ class EndlessBatches(IterableDataset):
             while int(self.finished.min()) < epoch - 1:  # another worker is still behind
                 yield Tagged(epoch, worker, -1, None, False, True)
             skip = self.skips[worker] if epoch == self.start_epoch else 0
-            if epoch == self.start_epoch and self.layers:
-                # The rest of the epoch, dealt afresh to this topology's shards.
-                items, drawn = self.dataset.iter_epoch(epoch, layers=self.layers), 0  # type: ignore[attr-defined]
-            elif skip and is_seekable(self.dataset):
-                # The generator starts after the items of the skipped batches itself.
-                start = skip * (self.batch_size or 1)
-                items, drawn = self.dataset.iter_epoch(epoch, start=start), skip  # type: ignore[attr-defined]
-            else:
-                items, drawn = epoch_items(self.dataset, epoch), 0
+            items, drawn = self._items(epoch, skip)
             chunks = batched(items, self.batch_size, self.drop_last)
             index = skip
             # Skipped batches are drawn but never collated: resuming replays the generator.
@@ -118,6 +114,21 @@ class EndlessBatches(IterableDataset):
             # Only once its end marker is on its way may the others start the next epoch,
             # so that no batch of it can arrive before that marker, out of order either.
             self.finished[worker] = epoch
+
+    def _items(self, epoch: int, skip: int) -> tuple[Iterator[Any], int]:
+        """This worker's items of `epoch`, and how many of the `skip` batches to skip at
+        its start they already leave out."""
+        dataset = self.dataset
+        if not isinstance(dataset, GeneratorDataset):
+            return epoch_items(dataset, epoch), 0
+        if epoch == self.start_epoch and self.layers:
+            # The rest of the epoch, dealt afresh to this topology's shards.
+            return dataset.iter_epoch(epoch, layers=self.layers, reseed=self.reseeder), 0
+        if skip and dataset.seekable:
+            # The generator starts after the items of the skipped batches itself.
+            start = skip * (self.batch_size or 1)
+            return dataset.iter_epoch(epoch, start=start, reseed=self.reseeder), skip
+        return dataset.iter_epoch(epoch, reseed=self.reseeder), 0
 
 
 class IterableOrder:
@@ -132,6 +143,7 @@ class IterableOrder:
         *,
         consumed: list[int] | None = None,
         layers: Layers = (),
+        rngs: tuple[str, ...] = (),
     ):
         self.workers = max(1, loader.num_workers)
         self.next_index = list(position) if position is not None else [0] * self.workers
@@ -152,9 +164,13 @@ class IterableOrder:
             stop,
             self.workers,
             layers,
+            Reseeder(rngs, getattr(loader.dataset, "seed", 0)) if rngs else None,
         )
         announce_epoch(loader, start_epoch)
-        self._tagged = iter(rebuild(loader, dataset=endless, batch_size=None, collate_fn=keep))
+        # Without workers, items are made here: keep the caller's RNGs as they were.
+        self._callers = rngs if loader.num_workers == 0 else ()
+        with callers_rngs(self._callers):  # iter() draws a base seed from torch's RNG
+            self._tagged = iter(rebuild(loader, dataset=endless, batch_size=None, collate_fn=keep))
 
     def next_batch(self) -> Any:
         while True:
@@ -182,7 +198,8 @@ class IterableOrder:
         """Worker `worker`'s next batch (in order), or whichever comes first (out of order)."""
         waiting = self._waiting[worker]
         while not waiting:
-            item = next(self._tagged)
+            with callers_rngs(self._callers):
+                item = next(self._tagged)
             if item.pad:
                 continue
             self._waiting[item.worker].append(item)

@@ -22,6 +22,7 @@ from torch.utils.data import BatchSampler, DataLoader
 from loopline.streams._elastic import Layers, remaining_positions
 from loopline.streams._endless import EPOCH_END, in_order, index_sampler, rebuild, shut_down
 from loopline.streams._epoch_tags import EpochMark, MarkedCollate, MarkedDataset
+from loopline.streams._rng import Reseeder, SeededDataset, callers_rngs
 from loopline.streams.errors import EmptyEpoch
 from loopline.streams.protocols import announce_epoch
 
@@ -38,8 +39,10 @@ class EndlessSampler:
         *,
         marked: bool = False,
         layers: Layers = (),
+        seeded: bool = False,
     ):
         self.loader = loader
+        self.seeded = seeded  # hand out (epoch, index) keys, for a SeededDataset
         self.start_epoch = start_epoch
         self.skip = skip
         self.stop_epoch = stop_epoch
@@ -72,6 +75,8 @@ class EndlessSampler:
                 size = 1  # an epoch left with nothing is not an empty epoch
             for indices in batches:
                 size += 1
+                if self.seeded:
+                    indices = [(epoch, i) for i in indices] if batched else (epoch, indices)
                 if self.marked:
                     self.handed[epoch] += 1
                     yield [mark, *indices] if batched else (mark, indices)
@@ -126,22 +131,29 @@ class MapOrder:
         position: int,
         stop: int | None,
         layers: Layers = (),
+        rngs: tuple[str, ...] = (),
     ):
         marked = not in_order(loader)  # batches come as they are done
         self.sampler = EndlessSampler(
-            loader, start_epoch, position, stop, marked=marked, layers=layers
+            loader, start_epoch, position, stop, marked=marked, layers=layers, seeded=bool(rngs)
         )
         self._loader = loader
+        # Without workers, samples are made here: keep the caller's RNGs as they were.
+        self._callers = rngs if loader.num_workers == 0 else ()
         batched = loader.batch_sampler is not None
         settings: dict[str, Any] = {"batch_sampler": self.sampler}
         if not batched:
             settings = {"batch_size": None, "sampler": self.sampler}
-        if marked:
-            settings["dataset"] = MarkedDataset(loader.dataset)
+        dataset: Any = loader.dataset
+        if rngs:
+            seed = getattr(dealt_sampler(index_sampler(loader)), "seed", 0)
+            dataset = SeededDataset(dataset, Reseeder(rngs, seed if isinstance(seed, int) else 0))
+        settings["dataset"] = MarkedDataset(dataset) if marked else dataset
         collate = MarkedCollate(loader.collate_fn, batched) if marked else loader.collate_fn
         self.epoch = start_epoch
         self.position = position
-        self._batches = iter(rebuild(loader, collate_fn=collate, **settings))
+        with callers_rngs(self._callers):  # iter() draws a base seed from torch's RNG
+            self._batches = iter(rebuild(loader, collate_fn=collate, **settings))
         self._held: tuple[int, Any] | None = None  # a next-epoch batch, kept for later
         self._marked = marked
         self._early: dict[int, deque[Any]] = {}  # out of order: batches of later epochs
@@ -151,7 +163,8 @@ class MapOrder:
         if self._marked:
             return self._next_marked()
         if self._held is None:
-            batch = next(self._batches, EPOCH_END)
+            with callers_rngs(self._callers):
+                batch = next(self._batches, EPOCH_END)
             if batch is EPOCH_END:  # epochs ran out (stop_epoch)
                 self.epoch, self.position = self.epoch + 1, 0
                 return EPOCH_END
@@ -179,7 +192,8 @@ class MapOrder:
                 sampler.handed.pop(epoch, None)
                 self.epoch, self.position = epoch + 1, 0
                 return EPOCH_END
-            item: Any = next(self._batches, EPOCH_END)
+            with callers_rngs(self._callers):
+                item: Any = next(self._batches, EPOCH_END)
             if item is EPOCH_END:  # epochs ran out (stop_epoch)
                 self.epoch, self.position = epoch + 1, 0
                 return EPOCH_END

@@ -127,13 +127,16 @@ class GeneratorDataset(IterableDataset):
         *,
         start: int = 0,
         layers: Layers = (),
+        reseed: Callable[[int, int], None] | None = None,
     ) -> Iterator[Any]:
         """This shard's items for `epoch` (the detected shard unless one is given), less
         its first `start` ones: a seekable generator begins after them itself (told by
         `current_shard().start`), another one is replayed past them.
 
         With `layers` (a resumed job of another topology), the items are this shard's
-        stride of what the earlier topologies left of the full sequence (see _elastic)."""
+        stride of what the earlier topologies left of the full sequence (see _elastic).
+        `reseed(epoch, index)` runs before each item is made: index is the item's place
+        in the full sequence (see _rng)."""
         shard = replace(shard or detect_shard(place=self._place), epoch=epoch, seed=self.seed)
         if layers:
             if self.sharded:
@@ -143,16 +146,23 @@ class GeneratorDataset(IterableDataset):
                 )
             # A seekable generator begins where the first run had delivered everything.
             begin = first_unconsumed(layers) if self.seekable else 0
-            full = self._items(replace(shard, start=begin), begin, keep_all=True)
+            full = self._items(replace(shard, start=begin), begin, keep_all=True, reseed=reseed)
             left = undelivered(full, layers, begin)
             return islice(left, shard.index + start * shard.count, None, shard.count)
         if not self.seekable:
-            return islice(self._items(shard), start, None)
+            return islice(self._items(shard, reseed=reseed), start, None)
         # Its own sequence's items, or the full sequence's up to this shard's next one.
         begin = start if self.sharded else start * shard.count
-        return self._items(replace(shard, start=begin), begin)
+        return self._items(replace(shard, start=begin), begin, reseed=reseed)
 
-    def _items(self, shard: Shard, position: int = 0, *, keep_all: bool = False) -> Iterator[Any]:
+    def _items(
+        self,
+        shard: Shard,
+        position: int = 0,
+        *,
+        keep_all: bool = False,
+        reseed: Callable[[int, int], None] | None = None,
+    ) -> Iterator[Any]:
         name = describe(self._fn)
         where = "its own sequence" if self.sharded else "the full sequence"
         keep_all, count, index = keep_all or self.sharded, shard.count, shard.index
@@ -167,6 +177,9 @@ class GeneratorDataset(IterableDataset):
             source = iter(source)
             while True:
                 # The generator's body runs inside next(), so activate the shard there.
+                if reseed is not None:
+                    # A sharded generator's own items are numbered as if dealt round robin.
+                    reseed(shard.epoch, position * count + index if self.sharded else position)
                 token = activate(shard)
                 try:
                     item = next(source)
