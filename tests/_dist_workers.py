@@ -182,12 +182,27 @@ def scenario_resume(
     return {"reference": reference, "resumed": resumed}
 
 
+def scenario_rotation(
+    rank: int, world_size: int, *, n: int, batch_size: int, epochs: int, num_workers: int
+) -> list[list[int]]:
+    """The items forever(even(...)) trains on in each epoch of a fixed-order generator."""
+    dataset = loopline.from_generator(count_up, n)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
+    stream = loopline.forever(loopline.even(loader), epochs=epochs)
+    seen: list[list[int]] = [[] for _ in range(epochs)]
+    for batch in stream:
+        seen[stream.epoch] += plain(batch)
+        ddp_sync()
+    return seen
+
+
 SCENARIOS: dict[str, Callable[..., Any]] = {
     "shards": scenario_shards,
     "sampler": scenario_sampler,
     "even": scenario_even,
     "without_even": scenario_without_even,
     "resume": scenario_resume,
+    "rotation": scenario_rotation,
 }
 
 

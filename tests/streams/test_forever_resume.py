@@ -129,5 +129,5 @@ def test_a_sharded_generator_from_another_worker_count_is_rejected():
 
 
 def test_incomplete_state_is_rejected_naming_the_missing_keys():
-    with pytest.raises(KeyError, match=r"\['identity', 'layers', 'ranks'\]"):
+    with pytest.raises(KeyError, match=r"\['identity', 'layers', 'ranks', 'rotation'\]"):
         loopline.forever(map_loader()).load_state_dict({"kind": "map", "epoch": 0})

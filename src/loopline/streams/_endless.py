@@ -18,7 +18,7 @@ from typing import Any
 from torch.utils.data import DataLoader, IterableDataset
 from torch.utils.data.sampler import BatchSampler, SequentialSampler
 
-from loopline.streams.protocols import announce_epoch, is_replayable
+from loopline.streams.protocols import announce_epoch, is_replayable, yields_batches
 
 EPOCH_END = object()  # returned by an order when the current epoch has no batch left
 
@@ -87,6 +87,17 @@ def kind_of(source: Iterable[Any]) -> str:
 def worker_count(source: Iterable[Any]) -> int:
     """The shards a loader splits an iterable dataset into: its workers, or 1 without."""
     return max(1, getattr(source, "num_workers", 0))
+
+
+def check_not_batched_twice(source: Iterable[Any]) -> None:
+    """Refuse a DataLoader that would batch a dataset of whole batches again."""
+    batch_size = getattr(source, "batch_size", None)
+    if yields_batches(getattr(source, "dataset", None)) and batch_size is not None:
+        raise ValueError(
+            f"forever: the dataset yields whole batches (batched=True) but the DataLoader "
+            f"has batch_size={batch_size}, which would stack {batch_size} of them into "
+            f"[{batch_size}, batch, ...]; pass batch_size=None"
+        )
 
 
 class GenericOrder:

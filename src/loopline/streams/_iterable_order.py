@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from loopline.streams._elastic import Layers
 from loopline.streams._endless import EPOCH_END, in_order, rebuild, shut_down
 from loopline.streams._rng import Reseeder, callers_rngs
+from loopline.streams._rotation import rotation_of
 from loopline.streams.generator import GeneratorDataset
 from loopline.streams.protocols import announce_epoch, epoch_items
 
@@ -75,8 +76,12 @@ class EndlessBatches(IterableDataset):
         workers: int,
         layers: Layers = (),
         reseeder: Reseeder | None = None,
+        rotate: bool = False,
+        rotation: int = 0,
     ):
         self.dataset = dataset
+        self.rotate = rotate  # rotate each epoch's shards, for even() (see _rotation)
+        self.rotation = rotation  # the full sequence's, in a resized start epoch
         self.reseeder = reseeder  # seeds the global RNGs before each item (see _rng)
         self.batch_size = batch_size
         self.drop_last = drop_last
@@ -121,14 +126,17 @@ class EndlessBatches(IterableDataset):
         dataset = self.dataset
         if not isinstance(dataset, GeneratorDataset):
             return epoch_items(dataset, epoch), 0
+        reseed = self.reseeder
         if epoch == self.start_epoch and self.layers:
             # The rest of the epoch, dealt afresh to this topology's shards.
-            return dataset.iter_epoch(epoch, layers=self.layers, reseed=self.reseeder), 0
+            layers, rotation = self.layers, self.rotation
+            return dataset.iter_epoch(epoch, layers=layers, reseed=reseed, rotation=rotation), 0
+        rotation = rotation_of(epoch, self.batch_size) if self.rotate else 0
         if skip and dataset.seekable:
             # The generator starts after the items of the skipped batches itself.
             start = skip * (self.batch_size or 1)
-            return dataset.iter_epoch(epoch, start=start, reseed=self.reseeder), skip
-        return dataset.iter_epoch(epoch, reseed=self.reseeder), 0
+            return dataset.iter_epoch(epoch, start=start, reseed=reseed, rotation=rotation), skip
+        return dataset.iter_epoch(epoch, reseed=reseed, rotation=rotation), 0
 
 
 class IterableOrder:
@@ -144,6 +152,8 @@ class IterableOrder:
         consumed: list[int] | None = None,
         layers: Layers = (),
         rngs: tuple[str, ...] = (),
+        rotate: bool = False,
+        rotation: int = 0,
     ):
         self.workers = max(1, loader.num_workers)
         self.next_index = list(position) if position is not None else [0] * self.workers
@@ -165,6 +175,8 @@ class IterableOrder:
             self.workers,
             layers,
             Reseeder(rngs, getattr(loader.dataset, "seed", 0)) if rngs else None,
+            rotate,
+            rotation,
         )
         announce_epoch(loader, start_epoch)
         # Without workers, items are made here: keep the caller's RNGs as they were.

@@ -14,18 +14,25 @@ epoch afresh (see `_elastic.py`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from torch.utils.data import DataLoader
 
 from loopline._checks import check_optional_int
-from loopline.streams._endless import EPOCH_END, GenericOrder, kind_of, worker_count
+from loopline.streams._endless import (
+    EPOCH_END,
+    GenericOrder,
+    check_not_batched_twice,
+    kind_of,
+    worker_count,
+)
 from loopline.streams._identity import TOPOLOGY, check_position, check_same, identity
 from loopline.streams._iterable_order import IterableOrder
 from loopline.streams._map_order import MapOrder
 from loopline.streams._resumable import check_resumable, resizable
 from loopline.streams._rng import rng_names
+from loopline.streams._rotation import rotation_of
 from loopline.streams.distributed import Even, all_ranks_agree
 from loopline.streams.errors import EmptyEpoch
 from loopline.streams.job import (
@@ -37,14 +44,17 @@ from loopline.streams.job import (
     LAYERS,
     POSITION,
     RANKS,
+    ROTATION,
     STEP,
     check_entries,
     check_layers,
+    check_rotation,
+    check_state,
     gather_entries,
     incomplete,
     resized,
 )
-from loopline.streams.protocols import yields_batches
+from loopline.streams.shard import distributed_rank_and_size
 
 
 class Forever(Iterator[Any]):
@@ -61,7 +71,7 @@ class Forever(Iterator[Any]):
         >>> [next(stream).tolist() for _ in range(4)]
         [[0, 1], [2, 3], [4], [0, 1]]
         >>> stream.epoch, stream.step, sorted(stream.state_dict())
-        (1, 4, ['identity', 'kind', 'layers', 'ranks'])
+        (1, 4, ['identity', 'kind', 'layers', 'ranks', 'rotation'])
         >>> stream.close()
     """
 
@@ -77,10 +87,11 @@ class Forever(Iterator[Any]):
         self._even = isinstance(loader, Even)
         self._source: Iterable[Any] = loader.loader if isinstance(loader, Even) else loader
         self._kind = kind_of(self._source)
-        _check_not_batched_twice(self._source)
+        check_not_batched_twice(self._source)
         self._position: Any = [0] * worker_count(self._source) if self._kind == "iterable" else 0
         self._consumed: list[int] | None = None  # restored samples per shard of this rank
         self._layers: list[list[int]] = []  # after a resize: what the start epoch had
+        self._rotation = 0  # after a resize: how the start epoch's sequence was rotated
         self._start_epoch = 0
         self._inner: Any = None
         self._order: MapOrder | IterableOrder | GenericOrder | None = None
@@ -145,6 +156,8 @@ class Forever(Iterator[Any]):
                 consumed=self._consumed,
                 layers=self._layers,
                 rngs=self._rngs,
+                rotate=self._rotates(),
+                rotation=self._rotation,
             )
             self._delivered = sum(position)
         else:
@@ -180,6 +193,7 @@ class Forever(Iterator[Any]):
             IDENTITY: found,
             RANKS: gather_entries(entry, rank, world_size),
             LAYERS: self._layers if epoch == self._start_epoch else [],
+            ROTATION: self._epoch_rotation(epoch),
         }
         if self._kind == "generic":
             state[INNER] = self._source.state_dict()  # type: ignore[attr-defined]
@@ -208,19 +222,7 @@ class Forever(Iterator[Any]):
                 "forever.load_state_dict: this forever() has already started; restore "
                 "into a fresh forever(loader) before iterating it"
             )
-        if not isinstance(state, Mapping):
-            raise TypeError(
-                f"forever.load_state_dict: state must be a dict from state_dict(), got "
-                f"{type(state).__name__}"
-            )
-        missing = {KIND, IDENTITY, RANKS, LAYERS} - set(state)
-        if missing:
-            raise KeyError(f"forever.load_state_dict: state lacks keys {sorted(missing)}")
-        if state[KIND] != self._kind:
-            raise ValueError(
-                f"forever.load_state_dict: the state was saved from a {state[KIND]} loader "
-                f"but this forever() wraps a {self._kind} loader"
-            )
+        check_state(state, self._kind)
         check_resumable(self._source, self._kind)
         workers = worker_count(self._source)
         saved, now = state[IDENTITY], identity(self._source, self._kind, workers)
@@ -229,7 +231,10 @@ class Forever(Iterator[Any]):
         ranks, layers = state[RANKS], check_layers(state[LAYERS])
         check_entries(ranks, saved.get("world_size", 1), saved.get("workers", 1))
         if layers or any(saved.get(k) != now.get(k) for k in TOPOLOGY if k != "rank"):
-            self._resize(ranks, layers)
+            # Resized: the rest of the epoch, rotated as it was, dealt to this topology.
+            self.epoch, self.step, self._layers = resized(ranks, layers)
+            self._rotation = check_rotation(state[ROTATION])
+            self._position = [0] * workers if self._kind == "iterable" else 0
         else:
             self._continue(ranks, now.get("rank", 0), workers)
         self._start_epoch = self.epoch
@@ -244,11 +249,17 @@ class Forever(Iterator[Any]):
         self.epoch, self.step, self._position = entry[EPOCH], entry[STEP], entry[POSITION]
         self._consumed = list(entry[CONSUMED]) or None
 
-    def _resize(self, ranks: list[Any], layers: list[list[int]]) -> None:
-        """Resume under another topology: the rest of the epoch, dealt to this one."""
-        self.epoch, self.step, self._layers = resized(ranks, layers)
-        workers = worker_count(self._source)
-        self._position = [0] * workers if self._kind == "iterable" else 0
+    def _rotates(self) -> bool:
+        """Whether each epoch's shards are rotated (see _rotation): even() on several ranks."""
+        return self._even and self._kind == "iterable" and distributed_rank_and_size()[1] > 1
+
+    def _epoch_rotation(self, epoch: int) -> int:
+        """How far `epoch`'s first run rotated its shards, for a resize to deal the same."""
+        if self._layers and epoch == self._start_epoch:
+            return self._rotation
+        if not self._rotates():
+            return 0
+        return rotation_of(epoch, getattr(self._source, "batch_size", None))
 
 
 def forever(
@@ -286,13 +297,3 @@ def forever(
         [(0, [0, 1]), (0, [2, 3]), (0, [4]), (1, [0, 1]), (1, [2, 3]), (1, [4])]
     """
     return Forever(loader, epochs=epochs, reseed=reseed)
-
-
-def _check_not_batched_twice(source: Iterable[Any]) -> None:
-    batch_size = getattr(source, "batch_size", None)
-    if yields_batches(getattr(source, "dataset", None)) and batch_size is not None:
-        raise ValueError(
-            f"forever: the dataset yields whole batches (batched=True) but the DataLoader "
-            f"has batch_size={batch_size}, which would stack {batch_size} of them into "
-            f"[{batch_size}, batch, ...]; pass batch_size=None"
-        )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
+from functools import partial
 from itertools import islice
 from typing import Any
 
@@ -24,6 +25,7 @@ from torch.utils.data import IterableDataset
 from loopline._checks import check_int
 from loopline._pickling import check_picklable, describe
 from loopline.streams._elastic import Layers, first_unconsumed, undelivered
+from loopline.streams._rotation import dealt_rotated, rotated
 from loopline.streams.shard import (
     Shard,
     activate,
@@ -128,6 +130,7 @@ class GeneratorDataset(IterableDataset):
         start: int = 0,
         layers: Layers = (),
         reseed: Callable[[int, int], None] | None = None,
+        rotation: int = 0,
     ) -> Iterator[Any]:
         """This shard's items for `epoch` (the detected shard unless one is given), less
         its first `start` ones: a seekable generator begins after them itself (told by
@@ -136,7 +139,9 @@ class GeneratorDataset(IterableDataset):
         With `layers` (a resumed job of another topology), the items are this shard's
         stride of what the earlier topologies left of the full sequence (see _elastic).
         `reseed(epoch, index)` runs before each item is made: index is the item's place
-        in the full sequence (see _rng)."""
+        in the full sequence (see _rng). `rotation` moves that many of this shard's own
+        items to its end (with `layers`: of each shard of the epoch's first run's; see
+        _rotation)."""
         shard = replace(shard or detect_shard(place=self._place), epoch=epoch, seed=self.seed)
         if layers:
             if self.sharded:
@@ -144,15 +149,29 @@ class GeneratorDataset(IterableDataset):
                     f"from_generator: {describe(self._fn)} is sharded=True, so the rest of "
                     "its epoch cannot be dealt to another number of shards"
                 )
-            # A seekable generator begins where the first run had delivered everything.
-            begin = first_unconsumed(layers) if self.seekable else 0
-            full = self._items(replace(shard, start=begin), begin, keep_all=True, reseed=reseed)
+            if rotation:  # the epoch's first run rotated its shards: deal in its order
+                whole = self._items(shard, keep_all=True, reseed=reseed)
+                full, begin = dealt_rotated(whole, rotation, len(layers[0])), 0
+            else:  # a seekable generator begins where the first layer delivered all
+                begin = first_unconsumed(layers) if self.seekable else 0
+                full = self._items(replace(shard, start=begin), begin, keep_all=True, reseed=reseed)
             left = undelivered(full, layers, begin)
             return islice(left, shard.index + start * shard.count, None, shard.count)
+        if rotation:
+            own_from = partial(self._own_from, shard, reseed=reseed)
+            return rotated(own_from, rotation, start, self.seekable)
         if not self.seekable:
-            return islice(self._items(shard, reseed=reseed), start, None)
+            return islice(self._own_from(shard, 0, reseed=reseed), start, None)
+        return self._own_from(shard, start, reseed=reseed)
+
+    def _own_from(
+        self, shard: Shard, own: int, *, reseed: Callable[[int, int], None] | None
+    ) -> Iterator[Any]:
+        """This shard's own items from its `own`-th on (told to a seekable generator)."""
+        if not self.seekable:
+            return self._items(shard, reseed=reseed)
         # Its own sequence's items, or the full sequence's up to this shard's next one.
-        begin = start if self.sharded else start * shard.count
+        begin = own if self.sharded else own * shard.count
         return self._items(replace(shard, start=begin), begin, reseed=reseed)
 
     def _items(

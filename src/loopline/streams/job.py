@@ -23,6 +23,7 @@ KIND = "kind"
 IDENTITY = "identity"  # the settings the positions hold under (see _identity.py)
 RANKS = "ranks"  # per rank: its entry, or None where this state lacks it
 LAYERS = "layers"  # what earlier topologies delivered of the current epoch (_elastic)
+ROTATION = "rotation"  # how far the epoch's full sequence is rotated (see _rotation)
 INNER = "inner"  # a generic loader's own state
 EPOCH = "epoch"
 STEP = "step"
@@ -78,7 +79,7 @@ def merge_states(states: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     first = states[0]
     merged = {**first, RANKS: list(first[RANKS])}
     for number, state in enumerate(states[1:], 1):
-        for key in (KIND, LAYERS):
+        for key in (KIND, LAYERS, ROTATION):
             if state.get(key) != first.get(key):
                 raise ValueError(
                     f"merge_states: states[{number}][{key!r}] is {state.get(key)!r} but "
@@ -116,6 +117,32 @@ def check_layers(layers: Any) -> list[list[int]]:
             f"ints >= 0 (samples each shard delivered), got {layers!r}"
         )
     return layers
+
+
+def check_state(state: Any, kind: str) -> None:
+    """Raise unless `state` is a dict with every key of a `kind` stream's state."""
+    if not isinstance(state, Mapping):
+        raise TypeError(
+            "forever.load_state_dict: state must be a dict from state_dict(), got "
+            f"{type(state).__name__}"
+        )
+    missing = {KIND, IDENTITY, RANKS, LAYERS, ROTATION} - set(state)
+    if missing:
+        raise KeyError(f"forever.load_state_dict: state lacks keys {sorted(missing)}")
+    if state[KIND] != kind:
+        raise ValueError(
+            f"forever.load_state_dict: the state was saved from a {state[KIND]} loader "
+            f"but this forever() wraps a {kind} loader"
+        )
+
+
+def check_rotation(rotation: Any) -> int:
+    """`state['rotation']` as an int >= 0, or an error naming the key."""
+    if not is_int(rotation) or rotation < 0:
+        raise ValueError(
+            f"forever.load_state_dict: state['rotation'] must be an int >= 0, got {rotation!r}"
+        )
+    return rotation
 
 
 def check_entries(ranks: Any, world_size: int, shards: int) -> None:
