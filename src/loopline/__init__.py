@@ -29,9 +29,9 @@ from loopline.feedback.teacher import ScheduledSampling, Teacher, scheduled_samp
 from loopline.feedback.trajectory import RolloutDiverged, Trajectory
 from loopline.feedback.unroll import Unrolled, pushforward, unroll, unroll_windows
 from loopline.streams.distributed import Even, even
-from loopline.streams.errors import EmptyEpoch, NotResumable
+from loopline.streams.errors import EmptyEpoch, GeneratorFailed, NotResumable
 from loopline.streams.forever import Forever, forever
-from loopline.streams.generator import GeneratorDataset, GeneratorFailed, from_generator
+from loopline.streams.generator import GeneratorDataset, from_generator
 from loopline.streams.job import merge_states
 from loopline.streams.sampler import EpochSampler
 from loopline.streams.shard import Shard, current_shard

@@ -10,7 +10,6 @@ from collections import Counter
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from torch.utils.data import DataLoader
 
 import loopline
 from _resized import as_rank, generator_job, map_job, run_job
@@ -133,17 +132,34 @@ def test_ranks_in_different_epochs_are_refused_naming_them():
         loopline.forever(map_job(8, 3, 2)(0)).load_state_dict(state)
 
 
-def test_a_sharded_generator_under_another_worker_count_is_refused():
-    def loader(workers):
-        return DataLoader(
-            loopline.from_generator(own_part, 20, sharded=True), batch_size=2, num_workers=workers
-        )
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    before=st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(0, 2)),
+    after=st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(0, 2)),
+    again=st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(0, 2)),
+    seekable=st.booleans(),
+    data=st.data(),
+)
+def test_a_sharded_generator_resized_twice_delivers_each_item_once(
+    before, after, again, seekable, data
+):
+    # Each old shard is carried on whole by one new shard, as that old shard.
+    least = max(w * max(k, 1) for w, _, k in (before, after, again))
+    size = data.draw(st.integers(least, 30), label="size")
+    fn = own_part_from_start if seekable else own_part
+    state, seen = None, []
+    for (world, batch, workers), last in ((before, False), (after, False), (again, True)):
+        job = generator_job(fn, size, batch, workers, sharded=True, seekable=seekable)
+        takes = [None if last else data.draw(st.floats(0, 1)) for _ in range(world)]
+        delivered, state = run_job(job, world, takes, state)
+        seen += delivered
+    exactly_once(seen, size=size)
 
-    stream = loopline.forever(loader(0))
-    next(stream)
-    state = stream.state_dict()
-    with pytest.raises(ValueError, match=r"saved with workers=1 but this loader has workers=2"):
-        loopline.forever(loader(2)).load_state_dict(state)
+
+def own_part_from_start(n):
+    """This shard's items i % count == index, from its current_shard().start-th on."""
+    shard = loopline.current_shard()
+    yield from range(shard.index + shard.start * shard.count, n, shard.count)
 
 
 @pytest.mark.parametrize(

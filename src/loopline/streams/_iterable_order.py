@@ -16,7 +16,7 @@ batches are passed on as they come; the same rule keeps each epoch to its own ba
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from itertools import count, islice
 from typing import Any, NamedTuple, cast
@@ -42,6 +42,7 @@ class Tagged(NamedTuple):
     end: bool
     pad: bool = False  # a marker a waiting worker sends instead of a batch (see above)
     size: int = 0  # the items in the batch, which a job's position counts
+    origins: tuple[tuple[int, int], ...] = ()  # (old shard, items) after a sharded resize
 
 
 def keep(item: Any) -> Any:
@@ -78,10 +79,12 @@ class EndlessBatches(IterableDataset):
         reseeder: Reseeder | None = None,
         rotate: bool = False,
         rotation: int = 0,
+        old_workers: int = 1,
     ):
         self.dataset = dataset
+        self.old_workers = old_workers  # per rank, in the epoch's first run (_resharded)
         self.rotate = rotate  # rotate each epoch's shards, for even() (see _rotation)
-        self.rotation = rotation  # the full sequence's, in a resized start epoch
+        self.rotation = rotation  # the epoch's first run's, in a resized start epoch
         self.reseeder = reseeder  # seeds the global RNGs before each item (see _rng)
         self.batch_size = batch_size
         self.drop_last = drop_last
@@ -108,17 +111,26 @@ class EndlessBatches(IterableDataset):
                 yield Tagged(epoch, worker, -1, None, False, True)
             skip = self.skips[worker] if epoch == self.start_epoch else 0
             items, drawn = self._items(epoch, skip)
+            # A sharded generator resized: (old shard, item) pairs (see _resharded).
+            paired = epoch == self.start_epoch and bool(self.layers) and self._sharded()
             chunks = batched(items, self.batch_size, self.drop_last)
             index = skip
             # Skipped batches are drawn but never collated: resuming replays the generator.
             for chunk in islice(chunks, skip - drawn, None):
+                origins: tuple[tuple[int, int], ...] = ()
+                if paired:
+                    origins = tuple(Counter(old for old, _ in chunk).items())
+                    chunk = [item for _, item in chunk]
                 batch = self.collate_fn(chunk if self.batch_size is not None else chunk[0])
-                yield Tagged(epoch, worker, index, batch, False, size=len(chunk))
+                yield Tagged(epoch, worker, index, batch, False, size=len(chunk), origins=origins)
                 index += 1
             yield Tagged(epoch, worker, index, None, True)
             # Only once its end marker is on its way may the others start the next epoch,
             # so that no batch of it can arrive before that marker, out of order either.
             self.finished[worker] = epoch
+
+    def _sharded(self) -> bool:
+        return bool(getattr(self.dataset, "sharded", False))
 
     def _items(self, epoch: int, skip: int) -> tuple[Iterator[Any], int]:
         """This worker's items of `epoch`, and how many of the `skip` batches to skip at
@@ -129,8 +141,11 @@ class EndlessBatches(IterableDataset):
         reseed = self.reseeder
         if epoch == self.start_epoch and self.layers:
             # The rest of the epoch, dealt afresh to this topology's shards.
-            layers, rotation = self.layers, self.rotation
-            return dataset.iter_epoch(epoch, layers=layers, reseed=reseed, rotation=rotation), 0
+            layers, rotation, old_workers = self.layers, self.rotation, self.old_workers
+            items = dataset.iter_epoch(
+                epoch, layers=layers, reseed=reseed, rotation=rotation, old_workers=old_workers
+            )
+            return items, 0
         rotation = rotation_of(epoch, self.batch_size) if self.rotate else 0
         if skip and dataset.seekable:
             # The generator starts after the items of the skipped batches itself.
@@ -154,10 +169,15 @@ class IterableOrder:
         rngs: tuple[str, ...] = (),
         rotate: bool = False,
         rotation: int = 0,
+        old_workers: int = 1,
     ):
         self.workers = max(1, loader.num_workers)
         self.next_index = list(position) if position is not None else [0] * self.workers
         self.items = list(consumed) if consumed is not None else [0] * self.workers
+        self.start_epoch = start_epoch
+        # After a sharded generator's resize, the start epoch counts items per old shard.
+        sharded = bool(getattr(loader.dataset, "sharded", False))
+        self.by_old = [0] * len(layers[0]) if layers and sharded else []
         self.ended = [False] * self.workers
         self.epoch = start_epoch
         self._loader = loader
@@ -177,6 +197,7 @@ class IterableOrder:
             Reseeder(rngs, getattr(loader.dataset, "seed", 0)) if rngs else None,
             rotate,
             rotation,
+            old_workers,
         )
         announce_epoch(loader, start_epoch)
         # Without workers, items are made here: keep the caller's RNGs as they were.
@@ -204,6 +225,8 @@ class IterableOrder:
                 continue
             self.next_index[worker] += 1
             self.items[worker] += item.size
+            for old, size in item.origins:
+                self.by_old[old] += size
             return item.batch
 
     def _take(self, worker: int) -> Tagged:
@@ -231,6 +254,8 @@ class IterableOrder:
 
     def consumed_state(self) -> list[int]:
         """The items each worker (shard) delivered in the current epoch."""
+        if self.by_old and self.epoch == self.start_epoch:
+            return list(self.by_old)  # the job's position, counted per old shard
         return list(self.items)
 
     def close(self) -> None:

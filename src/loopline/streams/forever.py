@@ -38,20 +38,20 @@ from loopline.streams.errors import EmptyEpoch
 from loopline.streams.job import (
     CONSUMED,
     EPOCH,
+    FIRST_WORKERS,
     IDENTITY,
     INNER,
-    KIND,
     LAYERS,
     POSITION,
     RANKS,
     ROTATION,
     STEP,
+    check_count,
     check_entries,
     check_layers,
-    check_rotation,
     check_state,
-    gather_entries,
     incomplete,
+    job_state,
     resized,
 )
 from loopline.streams.shard import distributed_rank_and_size
@@ -71,7 +71,7 @@ class Forever(Iterator[Any]):
         >>> [next(stream).tolist() for _ in range(4)]
         [[0, 1], [2, 3], [4], [0, 1]]
         >>> stream.epoch, stream.step, sorted(stream.state_dict())
-        (1, 4, ['identity', 'kind', 'layers', 'ranks', 'rotation'])
+        (1, 4, ['first_workers', 'identity', 'kind', 'layers', 'ranks', 'rotation'])
         >>> stream.close()
     """
 
@@ -87,11 +87,13 @@ class Forever(Iterator[Any]):
         self._even = isinstance(loader, Even)
         self._source: Iterable[Any] = loader.loader if isinstance(loader, Even) else loader
         self._kind = kind_of(self._source)
+        self._sharded = bool(getattr(getattr(self._source, "dataset", None), "sharded", False))
         check_not_batched_twice(self._source)
         self._position: Any = [0] * worker_count(self._source) if self._kind == "iterable" else 0
         self._consumed: list[int] | None = None  # restored samples per shard of this rank
         self._layers: list[list[int]] = []  # after a resize: what the start epoch had
-        self._rotation = 0  # after a resize: how the start epoch's sequence was rotated
+        self._rotation = 0  # after a resize: how the start epoch's first run rotated
+        self._first_workers = 1  # after a resize: the start epoch's first run's workers
         self._start_epoch = 0
         self._inner: Any = None
         self._order: MapOrder | IterableOrder | GenericOrder | None = None
@@ -149,16 +151,10 @@ class Forever(Iterator[Any]):
         elif self._kind == "iterable":
             assert isinstance(source, DataLoader)
             order = IterableOrder(
-                source,
-                epoch,
-                position,
-                self.epochs,
-                consumed=self._consumed,
-                layers=self._layers,
-                rngs=self._rngs,
-                rotate=self._rotates(),
-                rotation=self._rotation,
-            )
+                source, epoch, position, self.epochs, consumed=self._consumed, rngs=self._rngs,
+                layers=self._layers, rotate=self._rotates(), rotation=self._rotation,
+                old_workers=self._first_workers,
+            )  # fmt: skip
             self._delivered = sum(position)
         else:
             order = GenericOrder(source, epoch, position, self._inner)
@@ -178,23 +174,19 @@ class Forever(Iterator[Any]):
             NotResumable: the loader's order cannot be replayed exactly.
         """
         check_resumable(self._source, self._kind)
-        order = self._order
-        found = identity(self._source, self._kind, worker_count(self._source))
+        order, workers = self._order, worker_count(self._source)
         epoch = order.epoch if order is not None else self.epoch
-        entry = {
-            EPOCH: epoch,
-            STEP: self.step,
-            POSITION: order.position_state() if order is not None else self._position,
-            CONSUMED: self._consumed_now(),
-        }
-        rank, world_size = found.get("rank", 0), found.get("world_size", 1)
-        state: dict[str, Any] = {
-            KIND: self._kind,
-            IDENTITY: found,
-            RANKS: gather_entries(entry, rank, world_size),
-            LAYERS: self._layers if epoch == self._start_epoch else [],
-            ROTATION: self._epoch_rotation(epoch),
-        }
+        position = order.position_state() if order is not None else self._position
+        entry = {EPOCH: epoch, STEP: self.step, POSITION: position, CONSUMED: self._consumed_now()}
+        carried = self._carried(epoch)  # the first run's settings, of a resized epoch
+        state = job_state(
+            self._kind,
+            identity(self._source, self._kind, workers),
+            entry,
+            self._layers if carried else [],
+            self._rotation if carried else self._epoch_rotation(epoch),
+            self._first_workers if carried else workers,
+        )
         if self._kind == "generic":
             state[INNER] = self._source.state_dict()  # type: ignore[attr-defined]
         return state
@@ -208,6 +200,8 @@ class Forever(Iterator[Any]):
             return self._order.consumed_state()
         if self._consumed is not None:
             return list(self._consumed)
+        if self._layers and self._sharded:  # a resized sharded epoch counts per old shard
+            return [0] * len(self._layers[0])
         return [0] * (worker_count(self._source) if self._kind == "iterable" else 1)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -229,11 +223,13 @@ class Forever(Iterator[Any]):
         # A resizable stream may change its topology; any other only the rank it runs on.
         check_same(saved, now, TOPOLOGY if resizable(self._source, self._kind) else ("rank",))
         ranks, layers = state[RANKS], check_layers(state[LAYERS])
-        check_entries(ranks, saved.get("world_size", 1), saved.get("workers", 1))
+        sizes = (saved.get("workers", 1), *(len(layer) for layer in layers[:1]))
+        check_entries(ranks, saved.get("world_size", 1), sizes)
         if layers or any(saved.get(k) != now.get(k) for k in TOPOLOGY if k != "rank"):
-            # Resized: the rest of the epoch, rotated as it was, dealt to this topology.
-            self.epoch, self.step, self._layers = resized(ranks, layers)
-            self._rotation = check_rotation(state[ROTATION])
+            # Resized: the rest of the epoch, as its first run had it, for this topology.
+            self.epoch, self.step, self._layers = resized(ranks, layers, self._sharded)
+            self._rotation = check_count(state, ROTATION)
+            self._first_workers = check_count(state, FIRST_WORKERS, 1)
             self._position = [0] * workers if self._kind == "iterable" else 0
         else:
             self._continue(ranks, now.get("rank", 0), workers)
@@ -253,13 +249,14 @@ class Forever(Iterator[Any]):
         """Whether each epoch's shards are rotated (see _rotation): even() on several ranks."""
         return self._even and self._kind == "iterable" and distributed_rank_and_size()[1] > 1
 
+    def _carried(self, epoch: int) -> bool:
+        """Whether `epoch` is a resized start epoch, which keeps its first run's settings."""
+        return bool(self._layers) and epoch == self._start_epoch
+
     def _epoch_rotation(self, epoch: int) -> int:
-        """How far `epoch`'s first run rotated its shards, for a resize to deal the same."""
-        if self._layers and epoch == self._start_epoch:
-            return self._rotation
-        if not self._rotates():
-            return 0
-        return rotation_of(epoch, getattr(self._source, "batch_size", None))
+        """How far `epoch`'s shards are rotated, for a resize to deal the same."""
+        batch_size = getattr(self._source, "batch_size", None)
+        return rotation_of(epoch, batch_size) if self._rotates() else 0
 
 
 def forever(

@@ -25,7 +25,9 @@ from torch.utils.data import IterableDataset
 from loopline._checks import check_int
 from loopline._pickling import check_picklable, describe
 from loopline.streams._elastic import Layers, first_unconsumed, undelivered
+from loopline.streams._resharded import old_shards_rest
 from loopline.streams._rotation import dealt_rotated, rotated
+from loopline.streams.errors import GeneratorFailed
 from loopline.streams.shard import (
     Shard,
     activate,
@@ -33,24 +35,6 @@ from loopline.streams.shard import (
     detect_shard,
     distributed_rank_and_size,
 )
-
-
-class GeneratorFailed(RuntimeError):
-    """An exception raised inside a `from_generator` function, with where it happened.
-
-    The original exception is its `__cause__`.
-
-    Example:
-        >>> import loopline
-        >>> def broken():
-        ...     yield 1
-        ...     raise KeyError("no such file")
-        >>> try:
-        ...     list(loopline.from_generator(broken))
-        ... except loopline.GeneratorFailed as error:
-        ...     print(error)  # doctest: +ELLIPSIS
-        from_generator: broken raised KeyError: 'no such file' at sample 1 of the full ...
-    """
 
 
 class GeneratorDataset(IterableDataset):
@@ -116,11 +100,8 @@ class GeneratorDataset(IterableDataset):
     def __iter__(self) -> Iterator[Any]:
         return self.iter_epoch(self.epoch)
 
-    @property
-    def resizable(self) -> bool:
-        """Whether an epoch can go on under another topology (see `iter_epoch`'s layers):
-        the full sequence can be dealt afresh, a sharded one's parts cannot."""
-        return not self.sharded
+    # An epoch can go on under another topology (see iter_epoch's layers).
+    resizable = True
 
     def iter_epoch(
         self,
@@ -131,24 +112,26 @@ class GeneratorDataset(IterableDataset):
         layers: Layers = (),
         reseed: Callable[[int, int], None] | None = None,
         rotation: int = 0,
+        old_workers: int | None = None,
     ) -> Iterator[Any]:
         """This shard's items for `epoch` (the detected shard unless one is given), less
         its first `start` ones: a seekable generator begins after them itself (told by
         `current_shard().start`), another one is replayed past them.
 
         With `layers` (a resumed job of another topology), the items are this shard's
-        stride of what the earlier topologies left of the full sequence (see _elastic).
+        stride of what the earlier topologies left of the full sequence (see _elastic), or
+        for a sharded generator `(old shard, item)` pairs (see _resharded; `old_workers`
+        per rank then).
         `reseed(epoch, index)` runs before each item is made: index is the item's place
         in the full sequence (see _rng). `rotation` moves that many of this shard's own
         items to its end (with `layers`: of each shard of the epoch's first run's; see
         _rotation)."""
         shard = replace(shard or detect_shard(place=self._place), epoch=epoch, seed=self.seed)
+        if layers and self.sharded:  # (old shard, item) pairs: see _resharded
+            own_from = partial(self.own_from, reseed=reseed)
+            workers = old_workers or 1
+            return old_shards_rest(own_from, shard, layers[0], workers, rotation, self.seekable)
         if layers:
-            if self.sharded:
-                raise ValueError(
-                    f"from_generator: {describe(self._fn)} is sharded=True, so the rest of "
-                    "its epoch cannot be dealt to another number of shards"
-                )
             if rotation:  # the epoch's first run rotated its shards: deal in its order
                 whole = self._items(shard, keep_all=True, reseed=reseed)
                 full, begin = dealt_rotated(whole, rotation, len(layers[0])), 0
@@ -158,13 +141,13 @@ class GeneratorDataset(IterableDataset):
             left = undelivered(full, layers, begin)
             return islice(left, shard.index + start * shard.count, None, shard.count)
         if rotation:
-            own_from = partial(self._own_from, shard, reseed=reseed)
+            own_from = partial(self.own_from, shard, reseed=reseed)
             return rotated(own_from, rotation, start, self.seekable)
         if not self.seekable:
-            return islice(self._own_from(shard, 0, reseed=reseed), start, None)
-        return self._own_from(shard, start, reseed=reseed)
+            return islice(self.own_from(shard, 0, reseed=reseed), start, None)
+        return self.own_from(shard, start, reseed=reseed)
 
-    def _own_from(
+    def own_from(
         self, shard: Shard, own: int, *, reseed: Callable[[int, int], None] | None
     ) -> Iterator[Any]:
         """This shard's own items from its `own`-th on (told to a seekable generator)."""

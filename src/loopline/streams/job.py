@@ -23,7 +23,8 @@ KIND = "kind"
 IDENTITY = "identity"  # the settings the positions hold under (see _identity.py)
 RANKS = "ranks"  # per rank: its entry, or None where this state lacks it
 LAYERS = "layers"  # what earlier topologies delivered of the current epoch (_elastic)
-ROTATION = "rotation"  # how far the epoch's full sequence is rotated (see _rotation)
+ROTATION = "rotation"  # how far the epoch's first run rotated its shards (_rotation)
+FIRST_WORKERS = "first_workers"  # workers per rank in the epoch's first run (_resharded)
 INNER = "inner"  # a generic loader's own state
 EPOCH = "epoch"
 STEP = "step"
@@ -44,6 +45,27 @@ def gather_entries(entry: dict[str, Any], rank: int, world_size: int) -> list[An
     else:
         entries[rank] = entry
     return entries
+
+
+def job_state(
+    kind: str,
+    found: dict[str, Any],
+    entry: dict[str, Any],
+    layers: list[list[int]],
+    rotation: int,
+    first_workers: int,
+) -> dict[str, Any]:
+    """The state of a job whose rank `found["rank"]` has `entry` (gathered from every rank
+    under torch.distributed), with the settings of the epoch's first run."""
+    rank, world_size = found.get("rank", 0), found.get("world_size", 1)
+    return {
+        KIND: kind,
+        IDENTITY: found,
+        RANKS: gather_entries(entry, rank, world_size),
+        LAYERS: layers,
+        ROTATION: rotation,
+        FIRST_WORKERS: first_workers,
+    }
 
 
 def merge_states(states: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -79,7 +101,7 @@ def merge_states(states: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     first = states[0]
     merged = {**first, RANKS: list(first[RANKS])}
     for number, state in enumerate(states[1:], 1):
-        for key in (KIND, LAYERS, ROTATION):
+        for key in (KIND, LAYERS, ROTATION, FIRST_WORKERS):
             if state.get(key) != first.get(key):
                 raise ValueError(
                     f"merge_states: states[{number}][{key!r}] is {state.get(key)!r} but "
@@ -126,7 +148,7 @@ def check_state(state: Any, kind: str) -> None:
             "forever.load_state_dict: state must be a dict from state_dict(), got "
             f"{type(state).__name__}"
         )
-    missing = {KIND, IDENTITY, RANKS, LAYERS, ROTATION} - set(state)
+    missing = {KIND, IDENTITY, RANKS, LAYERS, ROTATION, FIRST_WORKERS} - set(state)
     if missing:
         raise KeyError(f"forever.load_state_dict: state lacks keys {sorted(missing)}")
     if state[KIND] != kind:
@@ -136,16 +158,17 @@ def check_state(state: Any, kind: str) -> None:
         )
 
 
-def check_rotation(rotation: Any) -> int:
-    """`state['rotation']` as an int >= 0, or an error naming the key."""
-    if not is_int(rotation) or rotation < 0:
+def check_count(state: Mapping[str, Any], key: str, least: int = 0) -> int:
+    """`state[key]` as an int >= least, or an error naming the key."""
+    value = state[key]
+    if not is_int(value) or value < least:
         raise ValueError(
-            f"forever.load_state_dict: state['rotation'] must be an int >= 0, got {rotation!r}"
+            f"forever.load_state_dict: state[{key!r}] must be an int >= {least}, got {value!r}"
         )
-    return rotation
+    return value
 
 
-def check_entries(ranks: Any, world_size: int, shards: int) -> None:
+def check_entries(ranks: Any, world_size: int, shards: tuple[int, ...]) -> None:
     """Raise naming the key of a `state['ranks']` that is not what `forever` saves."""
     if not isinstance(ranks, list) or len(ranks) != world_size:
         raise ValueError(
@@ -170,18 +193,21 @@ def check_entries(ranks: Any, world_size: int, shards: int) -> None:
         consumed = entry[CONSUMED]
         if not (
             isinstance(consumed, list)
-            and len(consumed) in (0, shards)
+            and len(consumed) in (0, *shards)
             and all(is_int(n) and n >= 0 for n in consumed)
         ):
             raise ValueError(
-                f"forever.load_state_dict: {where}['consumed'] must be a list of {shards} "
-                f"ints >= 0 (samples per shard), got {consumed!r}"
+                f"forever.load_state_dict: {where}['consumed'] must be a list of "
+                f"{' or '.join(map(str, shards))} ints >= 0 (samples per shard), got {consumed!r}"
             )
 
 
-def resized(ranks: list[Any], layers: list[list[int]]) -> tuple[int, int, list[list[int]]]:
+def resized(
+    ranks: list[Any], layers: list[list[int]], sharded: bool
+) -> tuple[int, int, list[list[int]]]:
     """Where a job resized from `ranks` starts: the epoch, the step, and the layers that
-    say what of the epoch was delivered (the ranks' own counts added as the last one)."""
+    say what of the epoch was delivered (the ranks' own counts added as the last one; for
+    a sharded generator one layer, the items delivered per old shard, see _resharded)."""
     if any(entry is None for entry in ranks):
         raise incomplete(
             ranks,
@@ -202,6 +228,9 @@ def resized(ranks: list[Any], layers: list[list[int]]) -> tuple[int, int, list[l
             "('consumed' is empty), so the rest of the epoch is unknown"
         )
     step = max(entry[STEP] for entry in ranks)
+    if sharded and layers:  # each rank counted what it carried on, per old shard
+        total = [sum(counts) for counts in zip(*layers, *(e[CONSUMED] for e in ranks), strict=True)]
+        return epochs.pop(), step, [total]
     return epochs.pop(), step, [*layers, [n for entry in ranks for n in entry[CONSUMED]]]
 
 
