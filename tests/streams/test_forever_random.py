@@ -105,3 +105,11 @@ def test_reseeding_fewer_rngs_leaves_the_others_alone():
 def test_an_unknown_rng_is_refused_naming_the_choices(reseed):
     with pytest.raises(ValueError, match=r"reseed must be True, False or some of \['torch'"):
         loopline.forever(map_loader(0), reseed=reseed)
+
+
+def test_a_resume_with_other_rngs_seeded_is_refused_naming_reseed():
+    stream = loopline.forever(map_loader(0))
+    next(stream)
+    state = stream.state_dict()
+    with pytest.raises(ValueError, match=r"saved with reseed=\['torch', 'numpy', 'random'\]"):
+        loopline.forever(map_loader(0), reseed=False).load_state_dict(state)

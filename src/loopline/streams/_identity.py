@@ -30,15 +30,19 @@ REASONS = {
     "dataset_length": "the order of an epoch is a permutation of the dataset's indices",
     "sampler_seed": "the order of every epoch is drawn from the seed",
     "dataset_seed": "the generators draw every epoch from the seed",
+    "reseed": "the random draws of every sample depend on which RNGs are seeded",
 }
 
 
-def identity(source: Iterable[Any], kind: str, workers: int) -> dict[str, Any]:
-    """The settings a position of `forever(source)` holds under, by name."""
+def identity(
+    source: Iterable[Any], kind: str, workers: int, rngs: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The settings a position of `forever(source, reseed=rngs)` holds under, by name."""
     if kind == "generic" or not isinstance(source, DataLoader):
         return {}
     rank, world_size = distributed_rank_and_size()
     found: dict[str, Any] = {"batch_size": source.batch_size, "drop_last": source.drop_last}
+    found["reseed"] = list(rngs)
     if kind == "iterable":
         found.update(workers=workers, dataset_seed=getattr(source.dataset, "seed", None))
     else:

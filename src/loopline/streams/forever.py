@@ -181,7 +181,7 @@ class Forever(Iterator[Any]):
         carried = self._carried(epoch)  # the first run's settings, of a resized epoch
         state = job_state(
             self._kind,
-            identity(self._source, self._kind, workers),
+            identity(self._source, self._kind, workers, self._rngs),
             entry,
             self._layers if carried else [],
             self._rotation if carried else self._epoch_rotation(epoch),
@@ -219,7 +219,7 @@ class Forever(Iterator[Any]):
         check_state(state, self._kind)
         check_resumable(self._source, self._kind)
         workers = worker_count(self._source)
-        saved, now = state[IDENTITY], identity(self._source, self._kind, workers)
+        saved, now = state[IDENTITY], identity(self._source, self._kind, workers, self._rngs)
         # A resizable stream may change its topology; any other only the rank it runs on.
         check_same(saved, now, TOPOLOGY if resizable(self._source, self._kind) else ("rank",))
         ranks, layers = state[RANKS], check_layers(state[LAYERS])
