@@ -143,8 +143,8 @@ class GeneratorDataset(IterableDataset):
         if rotation:
             own_from = partial(self.own_from, shard, reseed=reseed)
             return rotated(own_from, rotation, start, self.seekable)
-        if not self.seekable:
-            return islice(self.own_from(shard, 0, reseed=reseed), start, None)
+        if not self.seekable:  # replayed: the items left out need no seeding
+            return islice(self._items(shard, reseed=reseed, unseeded=start), start, None)
         return self.own_from(shard, start, reseed=reseed)
 
     def own_from(
@@ -164,6 +164,7 @@ class GeneratorDataset(IterableDataset):
         *,
         keep_all: bool = False,
         reseed: Callable[[int, int], None] | None = None,
+        unseeded: int = 0,
     ) -> Iterator[Any]:
         name = describe(self._fn)
         where = "its own sequence" if self.sharded else "the full sequence"
@@ -176,12 +177,14 @@ class GeneratorDataset(IterableDataset):
                 deactivate(token)
             if not isinstance(source, Iterable):
                 raise TypeError(f"{name}(...) returned {type(source).__name__}, not an iterable")
-            source = iter(source)
+            source, kept = iter(source), 0
             while True:
-                # The generator's body runs inside next(), so activate the shard there.
-                if reseed is not None:
+                mine = keep_all or position % count == index
+                # Seeded only if kept: another shard's item, or one left out, draws anything.
+                if reseed is not None and mine and kept >= unseeded:
                     # A sharded generator's own items are numbered as if dealt round robin.
                     reseed(shard.epoch, position * count + index if self.sharded else position)
+                # The generator's body runs inside next(), so activate the shard there.
                 token = activate(shard)
                 try:
                     item = next(source)
@@ -189,7 +192,8 @@ class GeneratorDataset(IterableDataset):
                     return
                 finally:
                     deactivate(token)
-                if keep_all or position % count == index:
+                if mine:
+                    kept += 1
                     yield item
                 position += 1
         except GeneratorFailed:
