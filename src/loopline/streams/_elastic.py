@@ -12,7 +12,7 @@ number of resizes within one epoch still delivers every sample exactly once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -53,3 +53,25 @@ def undelivered(items: Iterator[Any], layers: Layers, start: int = 0) -> Iterato
                 break  # this layer delivered it; the later layers never saw it
         else:
             yield item
+
+
+def keeper(layers: Layers, start: int, index: int, count: int) -> Callable[[int], bool]:
+    """A test to ask of positions `start`, `start + 1`, ... of the sequence in turn: whether
+    the item there is one that no layer delivered and that falls to shard `index` of
+    `count` when what is left is dealt afresh. The same items as `undelivered` and a
+    stride give, known before each item is made (so only those need seeding)."""
+    places = [start] + [0] * (len(layers) - 1)
+    shards = [len(counts) for counts in layers]
+    left = 0  # items found undelivered so far
+
+    def wanted(_: int) -> bool:
+        nonlocal left
+        for layer, counts in enumerate(layers):
+            place = places[layer]
+            places[layer] += 1
+            if place // shards[layer] < counts[place % shards[layer]]:
+                return False  # delivered by this layer
+        left += 1
+        return (left - 1) % count == index
+
+    return wanted

@@ -24,7 +24,7 @@ from torch.utils.data import IterableDataset
 
 from loopline._checks import check_int
 from loopline._pickling import check_picklable, describe
-from loopline.streams._elastic import Layers, first_unconsumed, undelivered
+from loopline.streams._elastic import Layers, first_unconsumed, keeper, undelivered
 from loopline.streams._resharded import old_shards_rest
 from loopline.streams._rotation import dealt_rotated, rotated
 from loopline.streams.errors import GeneratorFailed
@@ -135,11 +135,14 @@ class GeneratorDataset(IterableDataset):
             if rotation:  # the epoch's first run rotated its shards: deal in its order
                 whole = self._items(shard, keep_all=True, reseed=reseed)
                 full, begin = dealt_rotated(whole, rotation, len(layers[0])), 0
-            else:  # a seekable generator begins where the first layer delivered all
-                begin = first_unconsumed(layers) if self.seekable else 0
-                full = self._items(replace(shard, start=begin), begin, keep_all=True, reseed=reseed)
-            left = undelivered(full, layers, begin)
-            return islice(left, shard.index + start * shard.count, None, shard.count)
+                left = undelivered(full, layers, begin)
+                return islice(left, shard.index + start * shard.count, None, shard.count)
+            # A seekable generator begins where the first layer delivered all.
+            begin = first_unconsumed(layers) if self.seekable else 0
+            wanted = keeper(layers, begin, shard.index, shard.count)
+            place = replace(shard, start=begin)
+            mine = self._items(place, begin, reseed=reseed, wanted=wanted, unseeded=start)
+            return islice(mine, start, None)
         if rotation:
             own_from = partial(self.own_from, shard, reseed=reseed)
             return rotated(own_from, rotation, start, self.seekable)
@@ -165,6 +168,7 @@ class GeneratorDataset(IterableDataset):
         keep_all: bool = False,
         reseed: Callable[[int, int], None] | None = None,
         unseeded: int = 0,
+        wanted: Callable[[int], bool] | None = None,
     ) -> Iterator[Any]:
         name = describe(self._fn)
         where = "its own sequence" if self.sharded else "the full sequence"
@@ -179,7 +183,10 @@ class GeneratorDataset(IterableDataset):
                 raise TypeError(f"{name}(...) returned {type(source).__name__}, not an iterable")
             source, kept = iter(source), 0
             while True:
-                mine = keep_all or position % count == index
+                if wanted is not None:  # a resized epoch's test (see _elastic.keeper)
+                    mine = wanted(position)
+                else:
+                    mine = keep_all or position % count == index
                 # Seeded only if kept: another shard's item, or one left out, draws anything.
                 if reseed is not None and mine and kept >= unseeded:
                     # A sharded generator's own items are numbered as if dealt round robin.
