@@ -4,8 +4,8 @@ Streams that never stop (`forever`, `even`, `EpochSampler`, `merge_states`), gen
 datasets sharded across workers and ranks (`from_generator`, `current_shard`), and
 batches of variable-length data (`pad_collate`, `Padded`, `BucketSampler`, `bucket`),
 feedback rollouts (`rollout`, `Rollout`, `converged`) and their horizon metrics
-(`horizon_error`, `valid_time`, `plot_horizon`), training through them
-(`unroll`, `unroll_windows`, `pushforward`, `scheduled_sampling`), and models combined
+(`horizon_error`, `valid_time`, `plot_horizon`), training through them (`unroll`,
+`unroll_windows`, `pushforward`, `PushforwardSteps`, `scheduled_sampling`), and models combined
 over a dict batch, every edge checked before a run (`Graph`, `Node`, `Concat`, `Spec`).
 
 This module is the whole public API; the parts live in `loopline.streams`,
@@ -24,10 +24,11 @@ from loopline.feedback import schedules
 from loopline.feedback.criteria import converged
 from loopline.feedback.metrics import StepMetric, horizon_error, plot_horizon, valid_time
 from loopline.feedback.protocols import Feedback, ForcedFeedback, StepCallback, StopCriterion
+from loopline.feedback.pushforward import PushforwardSteps, pushforward
 from loopline.feedback.rollout import Rollout, rollout
 from loopline.feedback.teacher import ScheduledSampling, Teacher, scheduled_sampling
 from loopline.feedback.trajectory import RolloutDiverged, Trajectory
-from loopline.feedback.unroll import Unrolled, pushforward, unroll, unroll_windows
+from loopline.feedback.unroll import Unrolled, unroll, unroll_windows
 from loopline.streams.distributed import Even, even
 from loopline.streams.errors import EmptyEpoch, GeneratorFailed, NotResumable
 from loopline.streams.forever import Forever, forever
@@ -72,6 +73,7 @@ __all__ = [
     "plot_horizon",
     "valid_time",
     # training with feedback
+    "PushforwardSteps",
     "ScheduledSampling",
     "Teacher",
     "Unrolled",

@@ -37,25 +37,27 @@ def check_forcing(forcing: torch.Tensor | None, steps: int, x0: torch.Tensor) ->
         )
 
 
-def split_output(output: Any, stateful: bool, step: int) -> tuple[torch.Tensor, Any]:
-    """`(y, new_state)` from what the model returned."""
+def split_output(
+    output: Any, stateful: bool, step: int, name: str = "rollout"
+) -> tuple[torch.Tensor, Any]:
+    """`(y, new_state)` from what the model returned (errors name the function `name`)."""
     if stateful:
         if not (isinstance(output, tuple) and len(output) == 2):
             raise ValueError(
-                f"rollout: with state, the model must return (y, new_state) like nn.LSTM, "
+                f"{name}: with state, the model must return (y, new_state) like nn.LSTM, "
                 f"got {_describe(output)} at step {step}"
             )
         y, new_state = output
     else:
         if isinstance(output, tuple):
             raise ValueError(
-                f"rollout: the model returned a tuple of {len(output)} at step {step} (like "
+                f"{name}: the model returned a tuple of {len(output)} at step {step} (like "
                 "nn.LSTM's (output, (h, c))); pass state=... to thread the state through "
                 "the rollout, or wrap the model to return one tensor"
             )
         y, new_state = output, None
     if not isinstance(y, torch.Tensor):
-        raise ValueError(f"rollout: the model's output must be a tensor, got {_describe(y)}")
+        raise ValueError(f"{name}: the model's output must be a tensor, got {_describe(y)}")
     return y, new_state
 
 
@@ -80,14 +82,16 @@ def check_batch(
         )
 
 
-def check_fed_back(fed: Any, took: torch.Tensor) -> None:
+def check_fed_back(fed: Any, took: torch.Tensor, name: str = "rollout") -> None:
     """The input made from step 0's output must look like the input the model took."""
     if not isinstance(fed, torch.Tensor):
-        raise ValueError(f"rollout: feedback must return a tensor, got {_describe(fed)}")
+        raise ValueError(f"{name}: feedback must return a tensor, got {_describe(fed)}")
     if fed.shape != took.shape or fed.dtype != took.dtype:
         raise ValueError(
-            f"rollout: feedback produced {tuple(fed.shape)} {_dtype(fed)} but the model took "
-            f"{tuple(took.shape)} {_dtype(took)} at step 0"
+            f"{name}: feedback produced {tuple(fed.shape)} {_dtype(fed)} but the model took "
+            f"{tuple(took.shape)} {_dtype(took)} at step 0; to take step t's input from "
+            "the data instead (a language model's next tokens), pass those inputs as "
+            "forcing=... with feedback=lambda y, x: x"
         )
 
 

@@ -21,13 +21,19 @@ from typing import Any, Literal
 
 import torch
 
-from loopline._checks import check_int, is_int
+from loopline._checks import check_int
 from loopline._tree import map_tensors
 from loopline.feedback._rollout_checks import (
     check_fed_back,
     concat_forcing,
     identity,
     split_output,
+)
+from loopline.feedback._unroll_checks import (
+    check_arguments,
+    check_target,
+    check_weights,
+    weighted_mean,
 )
 from loopline.feedback.protocols import Feedback, ForcedFeedback
 from loopline.feedback.teacher import Teacher
@@ -63,6 +69,7 @@ class Unrolled:
     outputs: torch.Tensor
     state: Any
     carry: torch.Tensor
+    k: int | None = None  # pushforward: the steps it took without gradient first
 
 
 def unroll(
@@ -79,6 +86,7 @@ def unroll(
     teacher: Teacher | None = None,
     delay: int = 1,
     weights: Sequence[float] | torch.Tensor | None = None,
+    strict: bool = True,
 ) -> Unrolled:
     """Roll a model out on its own outputs and average a loss over every step.
 
@@ -100,14 +108,18 @@ def unroll(
         grad: "full", "detach" or an int k (truncate every k steps).
         teacher: chooses ground truth over fed-back outputs, per step and sample.
         delay: d >= 1, the output of step t feeds step t+d.
-        weights: `[T]` weight of each step's loss (equal by default).
+        weights: `[T]` weight of each step's loss (equal by default), >= 0, not all 0.
+        strict: check at step 0 that a floating target has the output's shape (one that
+            would only broadcast is an error); False for a loss whose target differs on
+            purpose. Integer (class-index) targets are never compared.
 
     Returns:
         `Unrolled(loss, step_losses, outputs, state, carry)`.
 
     Raises:
-        ValueError: targets shorter than steps, a non-scalar loss, a teacher without
-            targets, a history shorter than the delay, or shapes that cannot feed back.
+        ValueError: targets shorter than steps or not shaped like the outputs, a
+            non-scalar loss, a history shorter than the delay, weights that are negative
+            or all zero, or shapes that cannot feed back.
 
     Example:
         >>> import torch, loopline
@@ -118,7 +130,33 @@ def unroll(
         (torch.Size([5]), torch.Size([]))
         >>> out.loss.backward()
     """
-    steps = _check(targets, steps, grad, delay, x0, forcing)
+    check_weights("unroll", weights)
+    return _unroll(
+        "unroll", model, x0, targets, loss_fn=loss_fn, steps=steps, feedback=feedback,
+        forcing=forcing, state=state, grad=grad, teacher=teacher, delay=delay,
+        weights=weights, strict=strict,
+    )  # fmt: skip
+
+
+def _unroll(
+    name: str,
+    model: Callable[..., Any],
+    x0: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    steps: int | None,
+    feedback: Feedback | ForcedFeedback | None,
+    forcing: torch.Tensor | None,
+    state: Any,
+    grad: Grad,
+    teacher: Teacher | None,
+    delay: int,
+    weights: Sequence[float] | torch.Tensor | None,
+    strict: bool,
+) -> Unrolled:
+    """`unroll`, its errors naming the function `name` the user called."""
+    steps = check_arguments(name, targets, steps, grad, delay, x0, forcing)
     pending = list(x0) if delay > 1 else [x0]  # the inputs of the next `delay` steps
     default: Callable[..., torch.Tensor] = concat_forcing if forcing is not None else identity
     fed: Callable[..., torch.Tensor] = feedback or default
@@ -132,12 +170,14 @@ def unroll(
             x, state = x.detach(), map_tensors(torch.Tensor.detach, state)
         # y: [B, ...], the prediction for targets[t]
         y, state = split_output(
-            model(x) if state is None else model(x, state), state is not None, t
+            model(x) if state is None else model(x, state), state is not None, t, name
         )
+        if t == 0 and strict:
+            check_target(name, y, truths[t], t)
         loss = loss_fn(y, truths[t])
         if t == 0 and loss.dim() != 0:
             raise ValueError(
-                f"unroll: loss_fn returned a tensor of shape {tuple(loss.shape)} at step 0; it "
+                f"{name}: loss_fn returned a tensor of shape {tuple(loss.shape)} at step 0; it "
                 "must return a scalar (e.g. a loss with reduction='mean')"
             )
         outputs.append(y)
@@ -146,10 +186,10 @@ def unroll(
         back = y if draw is None else draw(y, truths[t], t)
         nxt = fed(back) if forcing is None else fed(back, forcing[t])
         if t == 0:
-            check_fed_back(nxt, x)
+            check_fed_back(nxt, x, name)
         pending.append(nxt)
     step_losses = torch.stack(losses)
-    loss = _weighted_mean(step_losses, weights, steps)
+    loss = weighted_mean(name, step_losses, weights, steps)
     carry = torch.stack(pending) if delay > 1 else pending[0]
     return Unrolled(loss, step_losses, torch.stack(outputs), state, carry.detach())
 
@@ -169,6 +209,7 @@ def unroll_windows(
     teacher: Teacher | None = None,
     delay: int = 1,
     weights: Sequence[float] | torch.Tensor | None = None,
+    strict: bool = True,
 ) -> Iterator[Unrolled]:
     """`unroll` in windows of `window` steps, the state detached between them.
 
@@ -187,15 +228,18 @@ def unroll_windows(
         [4, 4, 2]
     """
     check_int("unroll_windows", "window", window, 1)
-    total = _check(targets, steps, grad, delay, x0, forcing)
+    total = check_arguments("unroll_windows", targets, steps, grad, delay, x0, forcing)
+    check_weights("unroll_windows", weights)
     all_weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
     for start in range(0, total, window):
         stop = min(start + window, total)
-        part = unroll(
+        part = _unroll(
+            "unroll_windows",
             model,
             x0,
             targets[start:stop],
             loss_fn=loss_fn,
+            steps=None,
             feedback=feedback,
             forcing=None if forcing is None else forcing[start:stop],
             state=state,
@@ -203,88 +247,13 @@ def unroll_windows(
             teacher=teacher,
             delay=delay,
             weights=None if all_weights is None else all_weights[start:stop],
+            strict=strict and start == 0,
         )
         x0, state = part.carry, map_tensors(torch.Tensor.detach, part.state)
         yield part
-
-
-def pushforward(
-    model: Callable[..., Any],
-    x0: torch.Tensor,
-    targets: torch.Tensor,
-    *,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    max_unroll: int,
-    feedback: Feedback | None = None,
-    generator: torch.Generator | None = None,
-) -> Unrolled:
-    """The pushforward trick (Brandstetter et al., 2022): k steps without gradient, k drawn
-    from [0, max_unroll], then one step with gradient against `targets[k]`.
-
-    The model learns from inputs its own errors have shifted, at the cost of one
-    differentiable step. `targets` needs at least `max_unroll + 1` steps.
-
-    Example:
-        >>> import torch, loopline
-        >>> model = torch.nn.Linear(2, 2)
-        >>> out = loopline.pushforward(model, torch.ones(4, 2), torch.zeros(3, 4, 2),
-        ...                            loss_fn=torch.nn.MSELoss(), max_unroll=2)
-        >>> out.step_losses.shape
-        torch.Size([1])
-    """
-    check_int("pushforward", "max_unroll", max_unroll, 0)
-    if len(targets) < max_unroll + 1:
-        raise ValueError(
-            f"pushforward: targets has {len(targets)} steps but max_unroll={max_unroll} "
-            f"needs {max_unroll + 1}"
-        )
-    fed = feedback or identity
-    k = int(torch.randint(0, max_unroll + 1, (), generator=generator))
-    x = x0
-    with torch.no_grad():
-        for _ in range(k):
-            x = fed(model(x))
-    y = model(x)
-    loss = loss_fn(y, targets[k])
-    return Unrolled(loss, loss[None], y[None], None, fed(y).detach())
-
-
-def _check(
-    targets: torch.Tensor,
-    steps: int | None,
-    grad: Grad,
-    delay: int,
-    x0: torch.Tensor,
-    forcing: torch.Tensor | None,
-) -> int:
-    steps = check_int("unroll", "steps", len(targets) if steps is None else steps, 1)
-    if len(targets) < steps:
-        raise ValueError(f"unroll: targets has {len(targets)} steps but steps={steps}")
-    if not (grad in ("full", "detach") or (is_int(grad) and int(grad) >= 1)):
-        raise ValueError(f"unroll: grad must be 'full', 'detach' or an int >= 1, got {grad!r}")
-    check_int("unroll", "delay", delay, 1)
-    if delay > 1 and len(x0) != delay:
-        raise ValueError(
-            f"unroll: with delay={delay}, x0 must be a history [{delay}, B, ...] of the first "
-            f"{delay} inputs, got {tuple(x0.shape)}"
-        )
-    if forcing is not None and len(forcing) < steps:
-        raise ValueError(f"unroll: forcing has {len(forcing)} steps but steps={steps}")
-    return steps
 
 
 def _cut(grad: Grad, t: int) -> bool:
     if grad == "full":
         return False
     return grad == "detach" or t % int(grad) == 0
-
-
-def _weighted_mean(
-    step_losses: torch.Tensor, weights: Sequence[float] | torch.Tensor | None, steps: int
-) -> torch.Tensor:
-    if weights is None:
-        return step_losses.mean()
-    w = torch.as_tensor(weights, dtype=step_losses.dtype, device=step_losses.device)
-    if w.shape != (steps,):
-        raise ValueError(f"unroll: weights must have shape ({steps},), got {tuple(w.shape)}")
-    return (w * step_losses).sum() / w.sum()
