@@ -28,7 +28,9 @@ from loopline.feedback.pushforward import PushforwardSteps, pushforward
 from loopline.feedback.rollout import Rollout, rollout
 from loopline.feedback.teacher import ScheduledSampling, Teacher, scheduled_sampling
 from loopline.feedback.trajectory import RolloutDiverged, Trajectory
-from loopline.feedback.unroll import Unrolled, unroll, unroll_windows
+from loopline.feedback.unroll import unroll
+from loopline.feedback.unrolled import Unrolled
+from loopline.feedback.windows import unroll_windows
 from loopline.streams.distributed import Even, even
 from loopline.streams.errors import EmptyEpoch, GeneratorFailed, NotResumable
 from loopline.streams.forever import Forever, forever

@@ -89,3 +89,46 @@ def check_weights(name: str, weights: Sequence[float] | torch.Tensor | None) -> 
             f"{name}: weights must be finite and >= 0 with at least one > 0 (else the loss "
             f"is 0/0 = NaN or rewards error), got {w.tolist()}"
         )
+
+
+def check_inputs(
+    name: str,
+    x0: torch.Tensor | None,
+    inputs: torch.Tensor | None,
+    targets: torch.Tensor,
+    steps: int | None,
+    forcing: torch.Tensor | None,
+    delay: int,
+    teacher: object,
+    whole: bool,
+    grad: Grad,
+) -> torch.Tensor:
+    """The first input (`x0`, or `inputs[0]`), or an error naming what does not fit."""
+    if inputs is None:
+        if whole:
+            raise ValueError(f"{name}: whole=True calls the model on the true inputs; pass inputs")
+        if x0 is None:
+            raise ValueError(f"{name}: x0 is None; pass the first input, or inputs=[T, B, ...]")
+        return x0
+    if not isinstance(inputs, torch.Tensor):
+        raise TypeError(f"{name}: inputs must be a tensor [T, B, ...], got {type(inputs).__name__}")
+    clash = [what for what, bad in (("forcing", forcing is not None), ("delay", delay != 1)) if bad]
+    if clash:
+        raise ValueError(
+            f"{name}: inputs= gives every step's input from the data, which {clash[0]}= "
+            "cannot add to; pass one or the other"
+        )
+    needed = len(targets) if steps is None else steps
+    if len(inputs) < needed:
+        raise ValueError(f"{name}: inputs has {len(inputs)} steps but {needed} are unrolled")
+    if whole and teacher is not None:
+        raise ValueError(
+            f"{name}: whole=True calls the model once on the true inputs, so there is no "
+            "prediction for a teacher to choose; drop teacher= or whole=True"
+        )
+    if whole and grad != "full":
+        raise ValueError(
+            f"{name}: whole=True makes one model call, which cannot be cut inside; use "
+            "grad='full' and unroll_windows for truncation between windows"
+        )
+    return inputs[0] if x0 is None else x0

@@ -19,7 +19,7 @@ from loopline._checks import check_int, is_int
 from loopline.feedback._rollout_checks import check_fed_back, identity, split_output
 from loopline.feedback._unroll_checks import check_target
 from loopline.feedback.protocols import Feedback
-from loopline.feedback.unroll import Unrolled
+from loopline.feedback.unrolled import Unrolled
 
 GENERATOR = "generator"  # the key of PushforwardSteps' state
 

@@ -15,13 +15,11 @@ and silently cuts the gradient it claims to keep; here the choice is a named opt
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import torch
 
-from loopline._checks import check_int
 from loopline._tree import map_tensors
 from loopline.feedback._rollout_checks import (
     check_fed_back,
@@ -31,55 +29,29 @@ from loopline.feedback._rollout_checks import (
 )
 from loopline.feedback._unroll_checks import (
     check_arguments,
+    check_inputs,
     check_target,
     check_weights,
     weighted_mean,
 )
+from loopline.feedback._whole import whole_window
 from loopline.feedback.protocols import Feedback, ForcedFeedback
 from loopline.feedback.teacher import Teacher
+from loopline.feedback.unrolled import Unrolled
 
 Grad = Literal["full", "detach"] | int
 
 
-@dataclass
-class Unrolled:
-    """One unrolled pass.
-
-    Attributes:
-        loss: the weighted mean of the step losses, a scalar ready for `backward()`.
-        step_losses: `[T]` every step's loss (with its graph).
-        outputs: `[T, B, ...]` every step's output.
-        state: the final recurrent state (None without state).
-        carry: the input(s) the next step would take, `[B, ...]` (or `[d, B, ...]` with
-            `delay=d`), detached: where `unroll_windows` goes on from.
-
-    Example:
-        >>> import torch, loopline
-        >>> double = lambda x: 2 * x
-        >>> out = loopline.unroll(double, torch.ones(1, 1), torch.zeros(3, 1, 1),
-        ...                       loss_fn=torch.nn.functional.mse_loss)
-        >>> out.outputs.flatten().tolist(), out.step_losses.tolist(), out.loss.item()
-        ([2.0, 4.0, 8.0], [4.0, 16.0, 64.0], 28.0)
-        >>> out.carry.flatten().tolist()  # what step 3 would take
-        [8.0]
-    """
-
-    loss: torch.Tensor
-    step_losses: torch.Tensor
-    outputs: torch.Tensor
-    state: Any
-    carry: torch.Tensor
-    k: int | None = None  # pushforward: the steps it took without gradient first
-
-
 def unroll(
     model: Callable[..., Any],
-    x0: torch.Tensor,
+    x0: torch.Tensor | None,
     targets: torch.Tensor,
     *,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     steps: int | None = None,
     feedback: Feedback | ForcedFeedback | None = None,
+    inputs: torch.Tensor | None = None,
+    whole: bool = False,
     forcing: torch.Tensor | None = None,
     state: Any = None,
     grad: Grad = "full",
@@ -96,13 +68,23 @@ def unroll(
     (e.g. `scheduled_sampling(p)`) replaces, per sample, a fed-back output by the ground
     truth `targets[t - d]`.
 
+    With `inputs` (the true input of every step, `[T, B, ...]`: a language model's tokens),
+    step t+1 takes `inputs[t + 1]` (teacher forcing), or with a `teacher`, per sample,
+    either that or `feedback(y_t)`, the prediction made an input (`argmax` for tokens):
+    scheduled sampling for token and regression models alike. `whole=True` (teacher
+    forcing, no teacher) calls the model once on the whole `[T, B, ...]` (a fused
+    `nn.LSTM` or a causal transformer), with the same losses.
+
     Args:
         model: the network being trained.
-        x0: `[B, ...]` the first input, or `[d, B, ...]` the first d inputs with delay d.
+        x0: `[B, ...]` the first input, or `[d, B, ...]` the first d inputs with delay d
+            (None with `inputs`: `inputs[0]`).
         targets: `[T, B, ...]` what each step's output should be.
         loss_fn: `(y, target) -> scalar`, e.g. `nn.MSELoss()`.
         steps: steps to unroll, default `len(targets)`.
         feedback: `y -> x` (or `(y, forcing_t) -> x`) as in `rollout`.
+        inputs: `[T, B, ...]` (or `[T + 1, B, ...]`, for the carry) the true inputs.
+        whole: with `inputs` and no teacher, one model call on all T inputs.
         forcing: `[T, B, ...]` exogenous inputs, `feedback(y, forcing[t])`.
         state: the initial recurrent state.
         grad: "full", "detach" or an int k (truncate every k steps).
@@ -131,22 +113,24 @@ def unroll(
         >>> out.loss.backward()
     """
     check_weights("unroll", weights)
-    return _unroll(
+    return unrolled(
         "unroll", model, x0, targets, loss_fn=loss_fn, steps=steps, feedback=feedback,
-        forcing=forcing, state=state, grad=grad, teacher=teacher, delay=delay,
-        weights=weights, strict=strict,
+        inputs=inputs, whole=whole, forcing=forcing, state=state, grad=grad, teacher=teacher,
+        delay=delay, weights=weights, strict=strict,
     )  # fmt: skip
 
 
-def _unroll(
+def unrolled(
     name: str,
     model: Callable[..., Any],
-    x0: torch.Tensor,
+    x0: torch.Tensor | None,
     targets: torch.Tensor,
     *,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     steps: int | None,
     feedback: Feedback | ForcedFeedback | None,
+    inputs: torch.Tensor | None,
+    whole: bool,
     forcing: torch.Tensor | None,
     state: Any,
     grad: Grad,
@@ -156,7 +140,14 @@ def _unroll(
     strict: bool,
 ) -> Unrolled:
     """`unroll`, its errors naming the function `name` the user called."""
+    x0 = check_inputs(name, x0, inputs, targets, steps, forcing, delay, teacher, whole, grad)
     steps = check_arguments(name, targets, steps, grad, delay, x0, forcing)
+    if whole:
+        assert inputs is not None
+        fed_back: Callable[..., torch.Tensor] = feedback or identity
+        return whole_window(
+            name, model, inputs, targets, steps, loss_fn, state, weights, strict, fed_back
+        )
     pending = list(x0) if delay > 1 else [x0]  # the inputs of the next `delay` steps
     default: Callable[..., torch.Tensor] = concat_forcing if forcing is not None else identity
     fed: Callable[..., torch.Tensor] = feedback or default
@@ -182,6 +173,16 @@ def _unroll(
             )
         outputs.append(y)
         losses.append(loss)
+        if inputs is not None:
+            # The next input: the true one, or the prediction where the teacher says.
+            nxt = fed(y)
+            if t == 0:
+                check_fed_back(nxt, x, name)
+            if t + 1 < len(inputs):
+                truth = inputs[t + 1]
+                nxt = truth if draw is None else draw(nxt, truth, t)
+            pending.append(nxt)
+            continue
         # The output fed d steps later: the model's own, or the truth where the teacher says.
         back = y if draw is None else draw(y, truths[t], t)
         nxt = fed(back) if forcing is None else fed(back, forcing[t])
@@ -192,65 +193,6 @@ def _unroll(
     loss = weighted_mean(name, step_losses, weights, steps)
     carry = torch.stack(pending) if delay > 1 else pending[0]
     return Unrolled(loss, step_losses, torch.stack(outputs), state, carry.detach())
-
-
-def unroll_windows(
-    model: Callable[..., Any],
-    x0: torch.Tensor,
-    targets: torch.Tensor,
-    *,
-    window: int,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    steps: int | None = None,
-    feedback: Feedback | ForcedFeedback | None = None,
-    forcing: torch.Tensor | None = None,
-    state: Any = None,
-    grad: Grad = "full",
-    teacher: Teacher | None = None,
-    delay: int = 1,
-    weights: Sequence[float] | torch.Tensor | None = None,
-    strict: bool = True,
-) -> Iterator[Unrolled]:
-    """`unroll` in windows of `window` steps, the state detached between them.
-
-    Call `backward()` and `optimizer.step()` on each window's loss: the graph held in
-    memory never exceeds `window` steps, however long the horizon. Each window goes on
-    from the previous one's output and state (detached). Arguments are as for `unroll`;
-    `weights` cover the whole horizon.
-
-    Example:
-        >>> import torch, loopline
-        >>> model = torch.nn.Linear(2, 2)
-        >>> targets = torch.zeros(10, 4, 2)
-        >>> parts = loopline.unroll_windows(model, torch.ones(4, 2), targets, window=4,
-        ...                                 loss_fn=torch.nn.MSELoss())
-        >>> [len(part.step_losses) for part in parts]
-        [4, 4, 2]
-    """
-    check_int("unroll_windows", "window", window, 1)
-    total = check_arguments("unroll_windows", targets, steps, grad, delay, x0, forcing)
-    check_weights("unroll_windows", weights)
-    all_weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
-    for start in range(0, total, window):
-        stop = min(start + window, total)
-        part = _unroll(
-            "unroll_windows",
-            model,
-            x0,
-            targets[start:stop],
-            loss_fn=loss_fn,
-            steps=None,
-            feedback=feedback,
-            forcing=None if forcing is None else forcing[start:stop],
-            state=state,
-            grad=grad,
-            teacher=teacher,
-            delay=delay,
-            weights=None if all_weights is None else all_weights[start:stop],
-            strict=strict and start == 0,
-        )
-        x0, state = part.carry, map_tensors(torch.Tensor.detach, part.state)
-        yield part
 
 
 def _cut(grad: Grad, t: int) -> bool:
