@@ -30,7 +30,7 @@ from loopline.feedback.teacher import ScheduledSampling, Teacher, scheduled_samp
 from loopline.feedback.trajectory import RolloutDiverged, Trajectory
 from loopline.feedback.unroll import unroll
 from loopline.feedback.unrolled import Unrolled
-from loopline.feedback.windows import unroll_windows
+from loopline.feedback.windows import Windows, unroll_windows
 from loopline.streams.distributed import Even, even
 from loopline.streams.errors import EmptyEpoch, GeneratorFailed, NotResumable
 from loopline.streams.forever import Forever, forever
@@ -79,6 +79,7 @@ __all__ = [
     "ScheduledSampling",
     "Teacher",
     "Unrolled",
+    "Windows",
     "pushforward",
     "schedules",
     "scheduled_sampling",
