@@ -9,6 +9,10 @@ model is an MLP 32 -> 128 -> 32 (ReLU, Tanh out), batch 64, SGD, one thread. Tim
 ``time.perf_counter`` around blocks of training steps, variants interleaved round by
 round (the order rotating), medians; a second copy of the hand loop shows the noise floor.
 
+Sections 3-5 (``_training_ports.py``) put three ported training scripts against their
+hand-written loops: an LSTM language model with truncated BPTT, pushforward on a 1-D
+field, a GPT-style character model.
+
 Memory: a ``saved_tensors_hooks`` pair counts the storages the autograd graph holds for
 backward (each storage once, however many nodes save it; parameters and data excluded),
 live and at their peak over one training step. That is what ``tracemalloc`` cannot see.
@@ -24,6 +28,7 @@ from pathlib import Path
 
 import torch
 from _report import publish, settings, table
+from _training_ports import figure_char_model, figure_language_model, figure_pushforward
 from torch import nn
 
 import loopline
@@ -203,6 +208,9 @@ def main() -> None:
         "horizon: it calls backward and optimizer.step() per window, so the graph never spans "
         f'more than {WINDOW} steps. grad="detach" cuts the gradient path but not the graph: '
         "the mean loss is backpropagated once, so every step's graph is alive until then.",
+        figure_language_model(quick, SavedBytes),
+        figure_pushforward(quick),
+        figure_char_model(quick),
     ]
     publish("loopline training benchmark", sections, OUT, started)
 
