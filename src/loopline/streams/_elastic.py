@@ -43,16 +43,8 @@ def first_unconsumed(layers: Layers) -> int:
 def undelivered(items: Iterator[Any], layers: Layers, start: int = 0) -> Iterator[Any]:
     """The items that no layer delivered, from `items`: the sequence from position `start`
     on (positions before `start` must all have been delivered by the first layer)."""
-    places = [start] + [0] * (len(layers) - 1)  # each layer's count of what it has seen
-    shards = [len(counts) for counts in layers]
-    for item in items:
-        for layer, counts in enumerate(layers):
-            place = places[layer]
-            places[layer] += 1
-            if place // shards[layer] < counts[place % shards[layer]]:
-                break  # this layer delivered it; the later layers never saw it
-        else:
-            yield item
+    wanted = keeper(layers, start, 0, 1)
+    return (item for place, item in enumerate(items, start) if wanted(place))
 
 
 def keeper(layers: Layers, start: int, index: int, count: int) -> Callable[[int], bool]:
