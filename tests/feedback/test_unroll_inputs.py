@@ -131,3 +131,19 @@ def test_a_whole_window_model_that_drops_the_time_axis_is_an_error():
 def test_without_x0_or_inputs_the_error_says_what_to_pass():
     with pytest.raises(ValueError, match=r"unroll: x0 is None; pass the first input"):
         loopline.unroll(nn.Linear(2, 2), None, torch.zeros(3, 4, 2), loss_fn=nn.MSELoss())
+
+
+def test_teacher_forcing_step_by_step_needs_no_feedback():
+    # The prediction is never fed, so it is never made an input nor checked as one.
+    model, data = TokenLSTM().double(), corpus()
+    out = loopline.unroll(model, None, data[1:], inputs=data[:-1], state=zeros(), loss_fn=CE)
+    torch.testing.assert_close(out.loss, hand_teacher_forcing(model, data), rtol=0, atol=1e-10)
+
+
+def test_a_teacher_without_a_token_feedback_is_told_to_pass_one():
+    model, data = TokenLSTM().double(), corpus()
+    with pytest.raises(ValueError, match=r"feedback produced \(4, 11\) float64 .*argmax"):
+        loopline.unroll(
+            model, None, data[1:], inputs=data[:-1], state=zeros(), loss_fn=CE,
+            teacher=loopline.scheduled_sampling(0.5),
+        )  # fmt: skip

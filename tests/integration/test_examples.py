@@ -23,6 +23,13 @@ KEY_LINES = {
         "nan sample flagged: True",
     ],
     "fixed_point.py": ["fixed points found: True"],
+    "language_model_tbptt.py": [
+        "resume exact: True",
+        "loss equals the hand-written loop: True",
+        "scheduled sampling on tokens runs: True",
+        "perplexity fell: True",
+    ],
+    "_plain_language_model.py": [],
     "compose_concat.py": [
         "loss decreased: True",
         "graph equals the hand-written forward: True",

@@ -82,16 +82,26 @@ def check_batch(
         )
 
 
-def check_fed_back(fed: Any, took: torch.Tensor, name: str = "rollout") -> None:
+FROM_DATA = (
+    "to take step t's input from the data instead (a language model's next tokens), pass "
+    "them as inputs=[T, B, ...]"
+)
+TO_INPUT = (
+    "pass a feedback= that makes an input of an output (feedback=lambda logits: "
+    "logits.argmax(-1) for tokens)"
+)
+
+
+def check_fed_back(
+    fed: Any, took: torch.Tensor, name: str = "rollout", hint: str = FROM_DATA
+) -> None:
     """The input made from step 0's output must look like the input the model took."""
     if not isinstance(fed, torch.Tensor):
         raise ValueError(f"{name}: feedback must return a tensor, got {_describe(fed)}")
     if fed.shape != took.shape or fed.dtype != took.dtype:
         raise ValueError(
             f"{name}: feedback produced {tuple(fed.shape)} {_dtype(fed)} but the model took "
-            f"{tuple(took.shape)} {_dtype(took)} at step 0; to take step t's input from "
-            "the data instead (a language model's next tokens), pass those inputs as "
-            "forcing=... with feedback=lambda y, x: x"
+            f"{tuple(took.shape)} {_dtype(took)} at step 0; {hint}"
         )
 
 

@@ -22,6 +22,7 @@ import torch
 
 from loopline._tree import map_tensors
 from loopline.feedback._rollout_checks import (
+    TO_INPUT,
     check_fed_back,
     concat_forcing,
     identity,
@@ -174,13 +175,16 @@ def unrolled(
         outputs.append(y)
         losses.append(loss)
         if inputs is not None:
-            # The next input: the true one, or the prediction where the teacher says.
+            # The next input: the true one, or the prediction where the teacher says (the
+            # prediction is made an input only where it may be fed).
+            if draw is None and t + 1 < len(inputs):
+                pending.append(inputs[t + 1])
+                continue
             nxt = fed(y)
             if t == 0:
-                check_fed_back(nxt, x, name)
-            if t + 1 < len(inputs):
-                truth = inputs[t + 1]
-                nxt = truth if draw is None else draw(nxt, truth, t)
+                check_fed_back(nxt, x, name, TO_INPUT)
+            if t + 1 < len(inputs) and draw is not None:
+                nxt = draw(nxt, inputs[t + 1], t)
             pending.append(nxt)
             continue
         # The output fed d steps later: the model's own, or the truth where the teacher says.
