@@ -98,6 +98,7 @@ class Windows(Iterator[Unrolled]):
     """The windows of `unroll_windows`, one `Unrolled` each; build it with that function.
 
     Attributes:
+        start: the step the next window starts at.
         carry: the input the next window starts from (detached).
         state: the recurrent state the next window starts from (detached); after the last
             window, what a next batch of the same sequences goes on from.
@@ -130,6 +131,11 @@ class Windows(Iterator[Unrolled]):
 
     def __iter__(self) -> Windows:
         return self
+
+    @property
+    def start(self) -> int:
+        """The step (of the horizon) the next window starts at."""
+        return self._start
 
     def __next__(self) -> Unrolled:
         if self._start >= self._total:
