@@ -83,3 +83,12 @@ def test_a_k_outside_the_targets_is_an_error(k):
     model, (x0, targets) = mlp(), data()
     with pytest.raises(ValueError, match=r"k must be an int in \[0, 4\] \(targets has 5"):
         loopline.pushforward(model, x0, targets, loss_fn=MSE, k=k)
+
+
+def test_targets_too_short_for_the_draw_are_refused_before_any_draw():
+    model, (x0, targets) = mlp(), data(steps=2)
+    draw = loopline.PushforwardSteps(3, seed=0)
+    state = draw.state_dict()
+    with pytest.raises(ValueError, match=r"targets has 2 steps but k may be drawn up to 3"):
+        loopline.pushforward(model, x0, targets, loss_fn=MSE, k=draw)
+    assert torch.equal(draw.state_dict()["generator"], state["generator"])

@@ -30,6 +30,17 @@ KEY_LINES = {
         "perplexity fell: True",
     ],
     "_plain_language_model.py": [],
+    "pde_pushforward.py": [
+        "pushforward equals the hand-written loop: True",
+        "global RNG untouched: True",
+        "pushforward k drawn from its own generator: True",
+        "k draws resume exactly: True",
+    ],
+    "char_model_resume.py": [
+        "one model call per batch: True",
+        "loss fell: True",
+        "resume exact: True",
+    ],
     "compose_concat.py": [
         "loss decreased: True",
         "graph equals the hand-written forward: True",

@@ -147,6 +147,12 @@ def _steps(
             )
         k = int(torch.randint(0, max_unroll + 1, (), generator=generator))
     elif callable(k):
+        largest = getattr(k, "max_unroll", None)  # a PushforwardSteps: check before drawing
+        if is_int(largest) and available < largest + 1:
+            raise ValueError(
+                f"pushforward: targets has {available} steps but k may be drawn up to "
+                f"{largest} (max_unroll), which needs {largest + 1}"
+            )
         k = k()
     if not is_int(k) or not 0 <= k < available:
         raise ValueError(

@@ -65,9 +65,9 @@ _active: contextvars.ContextVar[Shard | None] = contextvars.ContextVar(
 def current_shard() -> Shard:
     """The shard the calling code runs in.
 
-    Inside a `from_generator(..., sharded=True)` generator this includes the dataset's
-    epoch and seed; elsewhere epoch and seed are 0. Outside any DataLoader worker and
-    without `torch.distributed` it is shard 0 of 1.
+    Inside a `from_generator` generator (sharded or not) this includes the dataset's
+    epoch and seed (and `start` for a seekable one); elsewhere epoch and seed are 0.
+    Outside any DataLoader worker and without `torch.distributed` it is shard 0 of 1.
 
     Returns:
         A frozen `Shard`.
