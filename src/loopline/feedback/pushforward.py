@@ -147,7 +147,7 @@ def _steps(
             )
         k = int(torch.randint(0, max_unroll + 1, (), generator=generator))
     elif callable(k):
-        largest = getattr(k, "max_unroll", None)  # a PushforwardSteps: check before drawing
+        largest: Any = getattr(k, "max_unroll", None)  # a PushforwardSteps: check first
         if is_int(largest) and available < largest + 1:
             raise ValueError(
                 f"pushforward: targets has {available} steps but k may be drawn up to "
