@@ -29,7 +29,7 @@ from loopline.streams._endless import EPOCH_END, in_order, rebuild, shut_down
 from loopline.streams._rng import Reseeder, callers_rngs
 from loopline.streams._rotation import rotation_of
 from loopline.streams.generator import GeneratorDataset
-from loopline.streams.protocols import announce_epoch, epoch_items
+from loopline.streams.protocols import announce_epoch, epoch_items, is_sharded
 
 
 class Tagged(NamedTuple):
@@ -112,7 +112,7 @@ class EndlessBatches(IterableDataset):
             skip = self.skips[worker] if epoch == self.start_epoch else 0
             items, drawn = self._items(epoch, skip)
             # A sharded generator resized: (old shard, item) pairs (see _resharded).
-            paired = epoch == self.start_epoch and bool(self.layers) and self._sharded()
+            paired = epoch == self.start_epoch and bool(self.layers) and is_sharded(self.dataset)
             chunks = batched(items, self.batch_size, self.drop_last)
             index = skip
             # Skipped batches are drawn but never collated: resuming replays the generator.
@@ -128,9 +128,6 @@ class EndlessBatches(IterableDataset):
             # Only once its end marker is on its way may the others start the next epoch,
             # so that no batch of it can arrive before that marker, out of order either.
             self.finished[worker] = epoch
-
-    def _sharded(self) -> bool:
-        return bool(getattr(self.dataset, "sharded", False))
 
     def _items(self, epoch: int, skip: int) -> tuple[Iterator[Any], int]:
         """This worker's items of `epoch`, and how many of the `skip` batches to skip at
@@ -176,8 +173,7 @@ class IterableOrder:
         self.items = list(consumed) if consumed is not None else [0] * self.workers
         self.start_epoch = start_epoch
         # After a sharded generator's resize, the start epoch counts items per old shard.
-        sharded = bool(getattr(loader.dataset, "sharded", False))
-        self.by_old = [0] * len(layers[0]) if layers and sharded else []
+        self.by_old = [0] * len(layers[0]) if layers and is_sharded(loader.dataset) else []
         self.ended = [False] * self.workers
         self.epoch = start_epoch
         self._loader = loader

@@ -54,6 +54,7 @@ from loopline.streams.job import (
     job_state,
     resized,
 )
+from loopline.streams.protocols import is_sharded
 from loopline.streams.shard import distributed_rank_and_size
 
 
@@ -87,7 +88,7 @@ class Forever(Iterator[Any]):
         self._even = isinstance(loader, Even)
         self._source: Iterable[Any] = loader.loader if isinstance(loader, Even) else loader
         self._kind = kind_of(self._source)
-        self._sharded = bool(getattr(getattr(self._source, "dataset", None), "sharded", False))
+        self._sharded = is_sharded(getattr(self._source, "dataset", None))
         check_not_batched_twice(self._source)
         self._position: Any = [0] * worker_count(self._source) if self._kind == "iterable" else 0
         self._consumed: list[int] | None = None  # restored samples per shard of this rank

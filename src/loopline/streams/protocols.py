@@ -71,6 +71,12 @@ class Resizable(Protocol):
     resizable: bool
 
 
+class Sharded(Protocol):
+    """`sharded` is true when a dataset's generator makes only its own shard's part."""
+
+    sharded: bool
+
+
 class Batched(Protocol):
     """`batched` is true when a dataset yields whole batches, which must not be batched again."""
 
@@ -132,6 +138,11 @@ def is_dealt(sampler: Any) -> bool:
 def is_resizable(dataset: Any) -> bool:
     """Whether `dataset` can continue an epoch under another topology (see `Resizable`)."""
     return bool(getattr(dataset, "resizable", False))
+
+
+def is_sharded(dataset: Any) -> bool:
+    """Whether `dataset` makes only its own shard's part (see `Sharded`)."""
+    return bool(getattr(dataset, "sharded", False))
 
 
 def yields_batches(dataset: Any) -> bool:
