@@ -118,7 +118,7 @@ def test_check_of_a_large_model_built_on_meta_is_fast():
 
 
 def test_real_stand_ins_for_meta_values_are_full_and_valid():
-    from loopline.compose._check import to_meta, to_real
+    from loopline.compose._stand_ins import to_meta, to_real
 
     images = loopline.pad_collate([torch.ones(3, 4, 5), torch.ones(3, 6, 2)])  # pads H and W
     stand_in = to_real(to_meta({"image": images, "ids": torch.ones(2, dtype=torch.int64)}), "cpu")

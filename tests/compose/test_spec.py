@@ -173,3 +173,38 @@ def test_synthesize_padded_gives_a_full_mask_and_lengths():
     assert isinstance(value, loopline.Padded)
     assert value.data.shape == (17, 5) and value.mask.shape == (17, 5)
     assert bool(value.mask.all()) and value.lengths.tolist() == [5] * 17
+
+
+@pytest.mark.parametrize(
+    ("name", "dtype"),
+    [
+        ("float32", torch.float32),
+        ("torch.float64", torch.float64),
+        ("long", torch.int64),
+        ("bfloat16", torch.bfloat16),
+        ("bool", torch.bool),
+    ],
+)
+def test_dtype_names_are_read_as_torch_dtypes(name, dtype):
+    spec = Spec(("B", 10), name)
+    assert spec.dtype is dtype
+    assert spec.mismatch(torch.zeros(2, 10, dtype=dtype)) is None
+    assert str(spec) == f"(B, 10) {str(dtype).removeprefix('torch.')}"
+
+
+def test_a_dtype_name_meets_a_tensor_of_another_dtype_with_a_true_message():
+    assert Spec(("B", 10), "float32").mismatch(torch.zeros(2, 10, dtype=torch.int64)) == (
+        "expected (B, 10) float32, got (2, 10) int64: dtype is int64"
+    )
+
+
+@pytest.mark.parametrize(
+    ("dtype", "error", "message"),
+    [("float23", ValueError, "dtype 'float23' is not a torch dtype name"),
+     ("Size", ValueError, "dtype 'Size' is not a torch dtype name"),
+     (float, TypeError, "dtype must be a torch.dtype, its name or None, got type"),
+     (3, TypeError, "got int 3")],
+)  # fmt: skip
+def test_a_dtype_that_is_no_dtype_is_refused_at_construction(dtype, error, message):
+    with pytest.raises(error, match=message):
+        Spec(("B", 10), dtype)

@@ -11,6 +11,7 @@ that works, meta was the problem and the summary says so; if not, the error is r
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Mapping
 from typing import Any
@@ -20,8 +21,8 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn.parameter import is_lazy
 
-from loopline._tree import map_tensors
-from loopline.batching.padded import Padded
+from loopline.compose._dtypes import DtypeGuard, parameter_dtypes, reads_indices
+from loopline.compose._stand_ins import to_meta, to_real
 from loopline.compose.node import GraphError, Node
 from loopline.compose.spec import Spec, check_value, describe, implied_spec, synthesize
 
@@ -165,7 +166,9 @@ def _call(node: Node, args: list[Any], state: Any) -> Any:
     """Run the node as the graph's forward does, modules with `state(module)` swapped in."""
     positional, keywords = args[: len(node.args)], args[len(node.args) :]
     kwargs = dict(zip(node.kwargs, keywords, strict=True))
-    with torch.no_grad():
+    # On meta, the guard refuses the dtype mixes that meta kernels let through.
+    guard = DtypeGuard() if state is _meta_state else contextlib.nullcontext()
+    with torch.no_grad(), guard:
         if isinstance(node.fn, nn.Module):
             return functional_call(node.fn, state(node.fn), tuple(positional), kwargs)
         return node.fn(*positional, **kwargs)
@@ -227,6 +230,13 @@ def _failure(
                 node=node.name,
                 key=first,
             )
+    if first is not None and (clash := _dtype_clash(node, args[0], sources[first], names)):
+        return GraphError(
+            f"node {node.name!r} input {first!r}: {clash}: {type(error).__name__}: "
+            f"{_first_line(error)}",
+            node=node.name,
+            key=first,
+        )
     inputs = ", ".join(
         f"{key!r} {describe(value, names)} (from {sources[key]})"
         for key, value in zip(node.reads, args, strict=True)
@@ -240,6 +250,19 @@ def _failure(
     )
 
 
+def _dtype_clash(node: Node, value: Any, source: str, names: dict[int, str]) -> str | None:
+    """`"(B, 8) float64 (from the batch) meets parameters of dtype float32"` when the
+    node's first input has another dtype than all of the module's parameters."""
+    dtypes = parameter_dtypes(node.fn)
+    if not isinstance(value, torch.Tensor) or len(dtypes) != 1 or value.dtype in dtypes:
+        return None
+    if reads_indices(node.fn):  # an embedding's input is indices, not values to match
+        return None
+    (dtype,) = dtypes
+    where = f"{describe(value, names)} (from {source})"
+    return f"{where} meets parameters of dtype {str(dtype).removeprefix('torch.')}"
+
+
 def _device_of(fn: Any) -> torch.device | None:
     """Where a module's parameters (or buffers) are; None if it has none."""
     if isinstance(fn, nn.Module):
@@ -251,36 +274,3 @@ def _device_of(fn: Any) -> torch.device | None:
 def _first_line(error: Exception) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else ""
-
-
-def to_meta(value: Any) -> Any:
-    """The same structure with every tensor replaced by a meta tensor of its shape."""
-    return map_tensors(_meta_tensor, value)
-
-
-def _meta_tensor(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor if tensor.device.type == "meta" else torch.empty_like(tensor, device="meta")
-
-
-def to_real(value: Any, device: torch.device) -> Any:
-    """Real tensors shaped like the meta ones: ones for floats, zeros for integers (valid
-    indices), true masks, and a `Padded` with every position real."""
-    return map_tensors(
-        lambda leaf: _real(leaf, device), value, leaf=lambda v: isinstance(v, Padded)
-    )
-
-
-def _real(value: torch.Tensor | Padded, device: torch.device) -> torch.Tensor | Padded:
-    if isinstance(value, Padded):
-        data = _real(value.data, device)
-        assert isinstance(data, torch.Tensor)
-        sizes = [value.data.shape[d + 1] for d in value.padded_dims()]  # the full extents
-        lengths = torch.tensor(sizes, dtype=value.lengths.dtype).expand(len(data), -1)
-        lengths = lengths if value.lengths.dim() == 2 else lengths[:, 0]
-        mask = torch.ones(value.mask.shape, dtype=torch.bool, device=device)
-        return Padded(data, mask, lengths.to(device).contiguous())
-    if value.device.type != "meta":
-        return value
-    fill = 1 if value.dtype.is_floating_point or value.dtype.is_complex else 0
-    fill = 1 if value.dtype == torch.bool else fill
-    return torch.full(value.shape, fill, dtype=value.dtype, device=device)

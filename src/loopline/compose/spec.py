@@ -35,7 +35,8 @@ class Spec:
     Args:
         shape: sizes; an int is exact, a str a symbol (one size per check), None any
             size, `...` any number of dimensions (at most once).
-        dtype: the dtype, or None for any.
+        dtype: the dtype (a `torch.dtype` or its name: "float32", "torch.int64",
+            "long"), or None for any.
         padded: the value is a `Padded`; the shape and dtype describe its `.data`. (One
             made up from the spec is padded along dimension 1, as sequences are.)
         bounds: `(low, high)`: every value must lie in it (checked on real values only).
@@ -55,7 +56,7 @@ class Spec:
     """
 
     shape: tuple[Dim, ...]
-    dtype: torch.dtype | None = None
+    dtype: torch.dtype | str | None = None
     _: dataclasses.KW_ONLY
     padded: bool = False
     bounds: tuple[float, float] | None = None
@@ -63,6 +64,7 @@ class Spec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", tuple(self.shape))
+        object.__setattr__(self, "dtype", _as_dtype(self.dtype))
         for dim in self.shape:
             if not (dim is None or dim is ... or isinstance(dim, (int, str))) or dim == "":
                 raise ValueError(f"Spec: a dimension is an int, a name, None or ..., got {dim!r}")
@@ -72,7 +74,7 @@ class Spec:
             raise ValueError(f"Spec: at most one ... in a shape, got {self.shape}")
 
     def __str__(self) -> str:
-        text = f"{format_shape(self.shape)} {_dtype_name(self.dtype)}".rstrip()
+        text = f"{format_shape(self.shape)} {_dtype_name(_as_dtype(self.dtype))}".rstrip()
         if self.bounds is not None:
             text += f" in [{self.bounds[0]:g}, {self.bounds[1]:g}]"
         return ("Padded " if self.padded else "") + text
@@ -88,6 +90,23 @@ class Spec:
             None, or `"expected <spec>, got <value>: <what differs>"`.
         """
         return check_value(self, value, {} if sizes is None else sizes)
+
+
+def _as_dtype(dtype: Any) -> torch.dtype | None:
+    """A dtype from a `torch.dtype`, None, or a name such as "float32" or "torch.long"."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if isinstance(dtype, str):
+        found = getattr(torch, dtype.strip().removeprefix("torch."), None)
+        if isinstance(found, torch.dtype):
+            return found
+        raise ValueError(
+            f"Spec: dtype {dtype!r} is not a torch dtype name; use one such as 'float32', "
+            "'float64', 'int64' or torch.float32"
+        )
+    raise TypeError(
+        f"Spec: dtype must be a torch.dtype, its name or None, got {type(dtype).__name__} {dtype!r}"
+    )
 
 
 def check_value(
@@ -271,7 +290,7 @@ def synthesize(
                 if isinstance(dim, str):
                     sizes[dim] = size
             shape.append(size)
-    dtype = spec.dtype or torch.get_default_dtype()
+    dtype = _as_dtype(spec.dtype) or torch.get_default_dtype()
     data = torch.empty(shape, dtype=dtype, device=device)
     if not spec.padded:
         return data
