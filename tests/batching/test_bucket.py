@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from torch.utils.data import DataLoader
 
 import loopline
-from loopline.batching.bucket import Bucketer, bucket
+from loopline.batching.bucket import BUFFER_BATCHES, Bucketer, bucket
 from utils import (
     assert_resumes_exactly,
     flat,
@@ -217,3 +217,12 @@ def test_a_lambda_length_under_spawn_says_to_define_a_module_level_function():
     loader = DataLoader(stage, batch_size=None, num_workers=1, multiprocessing_context="spawn")
     with pytest.raises(TypeError, match=r"bucket: the function .*<lambda> .*it is a lambda"):
         next(iter(loader))
+
+
+def test_the_default_buffer_holds_128_batches_as_the_readme_call_expects():
+    items = [torch.zeros(n % 50) for n in range(1000)]
+    stage = bucket(items, length=len, batch_size=4)  # the README's call, without buffer_size
+    assert stage.buffer_size == BUFFER_BATCHES * 4 == 512
+    assert sorted(len(item) for batch in stage for item in batch) == sorted(map(len, items))
+    with pytest.raises(ValueError, match="bucket: batch_size must be an int >= 1, got 0"):
+        bucket(items, length=len, batch_size=0)

@@ -53,3 +53,16 @@ def test_the_architecture_section_names_every_part():
     missing = [part for part in parts if f"loopline/{part}/" not in section]
     assert missing == []
     assert "tests/test_layering.py" in section
+
+
+def test_inline_bucket_calls_in_the_prose_run_as_written():
+    import torch
+
+    from loopline import bucket
+
+    calls = re.findall(r"`(bucket\([^`]*\))`", README.read_text())
+    assert calls, "the README no longer shows bucket(...)"
+    stream = [torch.zeros(n % 7) for n in range(100)]
+    for call in calls:
+        stage = eval(call, {"bucket": bucket, "stream": stream, "len": len})
+        assert sum(len(batch) for batch in stage) == len(stream), call
