@@ -148,8 +148,8 @@ def test_freeze_holds_the_state_of_samples_frozen_before_the_step_even_with_one_
         freeze.check()
     freeze.finish(3)
     # Sample 0 froze at step 0 (done): its state held from step 1 on. Sample 1 went bad at
-    # step 1: its state moved then (the model ran), and held after; its output held too.
-    assert state.flatten().tolist() == [1.0, 2.0]
+    # step 1: its output and its state hold from step 0, its last finite step.
+    assert state.flatten().tolist() == [1.0, 1.0]
     assert last.flatten().tolist() == [0.0, 0.0]
     assert freeze.lengths.tolist() == [1, 1]
     assert freeze.diverged.tolist() == [False, True]

@@ -233,3 +233,29 @@ def test_plot_horizon_without_matplotlib_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)
     with pytest.raises(ImportError, match=r'pip install "loopline\[plots\]"'):
         plot_horizon(torch.zeros(3))
+
+
+@pytest.mark.parametrize(
+    ("call", "prefix"),
+    [
+        (lambda: horizon_error(torch.ones(3), torch.ones(3)), "horizon_error: "),
+        (lambda: horizon_error(torch.ones(3, 2), torch.ones(4, 2)), "horizon_error: "),
+        (
+            lambda: horizon_error(torch.ones(3, 2), torch.ones(3, 2), "l7"),
+            "horizon_error: ",
+        ),
+        (
+            lambda: horizon_error(torch.ones(3, 2, 1), torch.ones(3, 2, 1), "nrmse"),
+            "horizon_error: ",
+        ),
+        (lambda: valid_time(torch.ones(2, 2, 2), 0.5), "valid_time: "),
+        (lambda: valid_time(torch.ones(3), -1.0), "valid_time: "),
+        (lambda: plot_horizon(torch.ones(3), dt=0), "plot_horizon: "),
+        (lambda: plot_horizon(torch.ones(3, 2)), "plot_horizon: "),
+        (lambda: plot_horizon({"a": torch.ones(3)}, labels=["b"]), "plot_horizon: "),
+    ],
+)
+def test_every_metric_error_starts_with_the_function_called(call, prefix):
+    with pytest.raises(ValueError) as error:
+        call()
+    assert str(error.value).startswith(prefix)

@@ -106,7 +106,7 @@ def test_stop_freezes_each_bad_sample_at_its_step_and_the_others_run_as_if_alone
     check_every, value
 ):
     # Sample 1 goes bad at step 4, sample 3 at step 9, sample 2 at step 0 (nothing to
-    # repeat yet: its bad output stays); samples 0 and 4 never do.
+    # repeat yet: it stays at its start, x0); samples 0 and 4 never do.
     x0 = torch.randn(5, 3, generator=torch.Generator().manual_seed(5))
     trajectory = loopline.rollout(
         planted([(4, 1), (9, 3), (0, 2)], value),
@@ -124,11 +124,8 @@ def test_stop_freezes_each_bad_sample_at_its_step_and_the_others_run_as_if_alone
     assert torch.equal(trajectory.outputs[:4, 1], clean[:4, 1])
     assert torch.equal(trajectory.outputs[4:, 1], clean[3, 1].expand(8, 3))
     assert torch.equal(trajectory.outputs[9:, 3], clean[8, 3].expand(3, 3))
-    bad = trajectory.outputs[:, 2, 1]
-    assert torch.equal(bad, torch.full((12,), value)) or bool(bad.isnan().all())
-    torch.testing.assert_close(
-        trajectory.last, trajectory.outputs[-1], rtol=0, atol=0, equal_nan=True
-    )
+    assert torch.equal(trajectory.outputs[:, 2], x0[2].expand(12, 3))
+    assert torch.equal(trajectory.last, trajectory.outputs[-1])
 
 
 @pytest.mark.parametrize("check_every", [1, 2, 16])
@@ -185,12 +182,54 @@ def test_stop_keeps_the_state_of_a_diverged_sample_and_runs_the_others_alone(che
             outputs.append(x)
     assert trajectory.diverged.tolist() == [False, True, False]
     assert trajectory.lengths.tolist() == [9, 5, 9]
-    # Sample 1's state moved at its bad step 5 (the model ran), then held; its output held
-    # from step 4, its last finite one. The others ran on as if it never went bad.
-    assert torch.equal(trajectory.state[1], states[5][1])
+    # Sample 1 holds its output and its state from step 4, its last finite step: the
+    # state of its bad step 5 is dropped with its output. The others ran on as if alone.
+    assert torch.equal(trajectory.state[1], states[4][1])
     assert torch.equal(trajectory.outputs[5:, 1], outputs[4][1].expand(4, 3))
     assert torch.equal(trajectory.state[[0, 2]], states[-1][[0, 2]])
     assert torch.equal(trajectory.outputs[:, [0, 2]], torch.stack(outputs)[:, [0, 2]])
+
+
+@pytest.mark.parametrize("check_every", [1, 3])
+def test_stop_at_step_0_keeps_the_nan_out_and_holds_the_sample_at_its_start(check_every):
+    # Before, a NaN at step 0 stayed in that sample's outputs: there was no earlier output
+    # to repeat. Now the sample stays where it started, as a held sample does later on.
+    x0 = torch.ones(3, 3)
+    trajectory = loopline.rollout(
+        planted([(0, 1)]), x0, 6, on_nonfinite="stop", check_every=check_every
+    )
+    assert torch.isfinite(trajectory.outputs).all()
+    assert torch.equal(trajectory.outputs[:, 1], x0[1].expand(6, 3))
+    assert trajectory.diverged.tolist() == [False, True, False]
+    assert trajectory.lengths.tolist() == [6, 0, 6]
+    alone = loopline.rollout(planted([]), x0[[0, 2]], 6)
+    assert torch.equal(trajectory.outputs[:, [0, 2]], alone.outputs)
+
+
+def test_stop_at_step_0_keeps_the_initial_state_and_zeros_outputs_unlike_inputs():
+    torch.manual_seed(6)
+    cell, head = nn.GRUCell(3, 4), nn.Linear(4, 2)  # outputs [B, 2], inputs [B, 3]
+
+    def model(x, h):
+        h = cell(x, h)
+        y = head(h)
+        if model.calls == 0:
+            y = y.clone()
+            y[0] = float("inf")
+        model.calls += 1
+        return y, h
+
+    model.calls = 0
+    x0, h0 = torch.randn(2, 3), torch.randn(2, 4)
+    with torch.no_grad():
+        trajectory = loopline.rollout(
+            model, x0, 4, state=h0, feedback=lambda y: torch.cat([y, y[:, :1]], 1),
+            on_nonfinite="stop",
+        )  # fmt: skip
+    assert torch.equal(trajectory.outputs[:, 0], torch.zeros(4, 2))
+    assert torch.equal(trajectory.state[0], h0[0])
+    assert trajectory.diverged.tolist() == [True, False]
+    assert trajectory.lengths.tolist() == [0, 4]
 
 
 def test_ignore_lets_nan_through_and_flags_nothing():

@@ -111,16 +111,19 @@ class Freeze:
         slot, before = self._slot, self.frozen
         self._slot = slot + 1
         held, held_wide = before, self._frozen_wide
-        if self.stateful and last is not None:
-            # new_state: samples frozen before this step keep theirs
-            new = freeze_state(before, state, new, self.batch)
         if self.stop:
             # held: [B] frozen before, or non-finite now (so diverged)
             held = torch.logical_or(before, nonfinite(y), out=self._g_rows[slot])
             held_wide = self._g_wide[slot]
+        if self.stateful and (last is not None or self.stop):
+            # new_state: held samples keep theirs
+            new = freeze_state(held, state, new, self.batch)
         if last is not None:
             # y: [B, ...] a held sample repeats its last output
             y = torch.where(held_wide, last, y)
+        elif self.stop:
+            # y: [B, ...] at step 0 there is no last output: a held sample stays at x0
+            y = torch.where(held_wide, _stand_still(x, y), y)
         if self.until is not None:
             done = self.until(y, x)  # [B]
             if last is None:
@@ -162,6 +165,12 @@ class Freeze:
             self.diverged.copy_(self.frozen)
         else:  # diverged: held at the step it froze (F summed equals G summed)
             self.diverged.copy_(self.frozen & (self._f_sum == ran - self.lengths))
+
+
+def _stand_still(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """What a sample non-finite at step 0 outputs: its input where outputs are shaped like
+    inputs (a state that does not move), else zeros."""
+    return x if x.shape == y.shape and x.dtype == y.dtype else torch.zeros_like(y)
 
 
 def freeze_state(frozen: torch.Tensor, old: Any, new: Any, batch: int) -> Any:

@@ -80,7 +80,9 @@ def horizon_error(
         per_step = _apply_per_step(metric, outputs, truth)  # [T, B]
         return per_step if per_sample else per_step.mean(dim=1)
     if metric not in BUILTIN_METRICS:
-        raise ValueError(f"metric must be one of {BUILTIN_METRICS} or a callable, got {metric!r}")
+        raise ValueError(
+            f"horizon_error: metric must be one of {BUILTIN_METRICS} or a callable, got {metric!r}"
+        )
     steps, batch = outputs.shape[:2]
     diff = (outputs - truth).reshape(steps, batch, -1)  # [T, B, F]
     if not diff.is_floating_point():
@@ -121,9 +123,13 @@ def valid_time(errors: torch.Tensor, threshold: float, *, dt: float = 1.0) -> to
         tensor(0.7500)
     """
     if errors.dim() not in (1, 2):
-        raise ValueError(f"errors must be [T] or [T, B], got shape {tuple(errors.shape)}")
+        raise ValueError(
+            f"valid_time: errors must be [T] or [T, B], got shape {tuple(errors.shape)}"
+        )
     if not threshold > 0 or not dt > 0:
-        raise ValueError(f"threshold and dt must be positive, got {threshold=} and {dt=}")
+        raise ValueError(
+            f"valid_time: threshold and dt must be positive, got {threshold=} and {dt=}"
+        )
     # `<=` rather than `not >`, so that a NaN error counts as a crossing.
     within = (errors <= threshold).long()  # [T] or [T, B]
     # The running product is 1 until the first crossing, so its sum is that step's index.
@@ -176,7 +182,7 @@ def plot_horizon(
     except ImportError as error:
         raise ImportError('plot_horizon needs matplotlib: pip install "loopline[plots]"') from error
     if not dt > 0:
-        raise ValueError(f"dt must be positive, got {dt=}")
+        raise ValueError(f"plot_horizon: dt must be positive, got {dt=}")
     curves = _named_curves(errors, labels)
     if ax is None:
         figure = Figure()
@@ -185,7 +191,7 @@ def plot_horizon(
     for name, curve in curves:
         if curve.dim() != 1:
             raise ValueError(
-                f"plot_horizon draws [T] curves, got {name!r} of shape {tuple(curve.shape)}"
+                f"plot_horizon: draws [T] curves, got {name!r} of shape {tuple(curve.shape)}"
             )
         values = curve.detach().float().cpu().numpy()  # [T]
         ax.plot([step * dt for step in range(len(values))], values, label=name)
@@ -205,15 +211,19 @@ def plot_horizon(
 def _check_shapes(outputs: torch.Tensor, truth: torch.Tensor) -> None:
     shapes = f"outputs {tuple(outputs.shape)} and truth {tuple(truth.shape)}"
     if outputs.dim() < 2 or truth.dim() < 2:
-        raise ValueError(f"outputs and truth must be [T, B, ...] (2 dims or more), got {shapes}")
+        raise ValueError(
+            f"horizon_error: outputs and truth must be [T, B, ...] (2 dims or more), got {shapes}"
+        )
     if outputs.shape[1:] == truth.shape[1:] and len(outputs) != len(truth):
         shorter = "outputs" if len(outputs) < len(truth) else "truth"
         raise ValueError(
-            f"outputs has {len(outputs)} steps but truth has {len(truth)}: {shorter} is "
-            f"shorter ({shapes}); slice both to the common horizon"
+            f"horizon_error: outputs has {len(outputs)} steps but truth has {len(truth)}: "
+            f"{shorter} is shorter ({shapes}); slice both to the common horizon"
         )
     if outputs.shape != truth.shape:
-        raise ValueError(f"outputs and truth must have the same shape [T, B, ...], got {shapes}")
+        raise ValueError(
+            f"horizon_error: outputs and truth must have the same shape [T, B, ...], got {shapes}"
+        )
 
 
 def _apply_per_step(metric: StepMetric, outputs: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
@@ -225,8 +235,8 @@ def _apply_per_step(metric: StepMetric, outputs: torch.Tensor, truth: torch.Tens
         if not isinstance(error, torch.Tensor) or tuple(error.shape) != (batch,):
             got = tuple(error.shape) if isinstance(error, torch.Tensor) else type(error).__name__
             raise ValueError(
-                f"metric {name} must return one error per sample, shape ({batch},), for y "
-                f"and target of shape {tuple(y.shape)}; got {got} at step {step}"
+                f"horizon_error: metric {name} must return one error per sample, shape "
+                f"({batch},), for y and target of shape {tuple(y.shape)}; got {got} at step {step}"
             )
         per_step.append(error)
     return torch.stack(per_step) if per_step else outputs.new_zeros(0, batch)  # [T, B]
@@ -238,8 +248,9 @@ def _feature_scale(truth: torch.Tensor) -> torch.Tensor:
     if bool((scale == 0).any()):  # one sync for the whole tensor, not one per step
         constant = (scale == 0).nonzero().flatten().tolist()
         raise ValueError(
-            f"nrmse divides each feature by the std of truth over time and batch, but it is 0 "
-            f"for flattened feature(s) {constant[:5]} of {len(scale)}; use metric='rmse'"
+            f"horizon_error: nrmse divides each feature by the std of truth over time and "
+            f"batch, but it is 0 for flattened feature(s) {constant[:5]} of {len(scale)}; "
+            "use metric='rmse'"
         )
     return scale
 
@@ -250,12 +261,16 @@ def _named_curves(
 ) -> list[tuple[str | None, torch.Tensor]]:
     if isinstance(errors, Mapping):
         if labels is not None:
-            raise ValueError("labels must be None when errors is a dict: its keys are the labels")
+            raise ValueError(
+                "plot_horizon: labels must be None when errors is a dict: its keys are the labels"
+            )
         return list(errors.items())
     tensors = [errors] if isinstance(errors, torch.Tensor) else list(errors)
     names: list[str | None] = [labels] if isinstance(labels, str) else [None] * len(tensors)
     if labels is not None and not isinstance(labels, str):
         names = list(labels)
     if len(names) != len(tensors):
-        raise ValueError(f"got {len(names)} labels for {len(tensors)} curves: {names}")
+        raise ValueError(
+            f"plot_horizon: got {len(names)} labels for {len(tensors)} curves: {names}"
+        )
     return list(zip(names, tensors, strict=True))

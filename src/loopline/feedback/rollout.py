@@ -140,6 +140,9 @@ def rollout(
             gradient: up to `check_every` more model calls, the same result).
         on_nonfinite: "raise" (`RolloutDiverged` naming step and samples), "stop"
             (freeze those samples, flag them in `diverged`, run the others on), "ignore".
+            A stopped sample keeps its last finite output and the state that came with
+            it; one non-finite at step 0 stays at its input x0 (zeros when outputs are
+            not shaped like inputs) with length 0: no NaN reaches the outputs.
         keep: "all" outputs, or only the "last" (memory stays flat for long horizons).
         callback: `callback(t, y)` after every step.
         check_every: steps between reads of the device flags (done, non-finite).
