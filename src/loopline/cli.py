@@ -148,6 +148,10 @@ def _demo(args: argparse.Namespace) -> int:
     except DemoError as error:
         print(f"{PROG} demo: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a disk that fills up, a path that vanishes mid-run
+        where = f": {error.filename}" if error.filename else ""
+        print(f"{PROG} demo: error: {error.strerror or error}{where}", file=sys.stderr)
+        return 2
     return 0
 
 

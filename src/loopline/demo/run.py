@@ -9,7 +9,10 @@ rerun with the same options goes on from the last save, bitwise as if never stop
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from loopline.demo import checkpoint as ckpt
 from loopline.demo import report, tasks
+from loopline.demo._lock import Locked, hold
 from loopline.demo.lorenz import LYAPUNOV_STEPS
 from loopline.demo.train import METHODS, Forecaster, train
 
@@ -79,10 +83,20 @@ def run(options: Options) -> list[report.Result]:
     started = time.perf_counter()
     options.validate()
     device = _device(options.device)
-    show = not options.quiet
-    task = _task(options, show)  # user errors in the data surface here, before any output
-    config = _config(options, task)
-    saved = _resume_state(options, config)
+    task = _task(options, not options.quiet)  # errors in the data surface before any output
+    _check_out(options.out)
+    with _checkpoint_lock(options.checkpoint):  # and unusable paths before any training
+        saved = _resume_state(options, _config(options, task))
+        return _run(options, task, device, saved, started)
+
+
+def _run(
+    options: Options,
+    task: tasks.Task,
+    device: torch.device,
+    saved: dict[str, Any] | None,
+    started: float,
+) -> list[report.Result]:
     print(
         f"loopline demo: {task.title}\n{len(METHODS)} methods x {options.steps} steps, "
         f"batches of {options.batch_size} windows of {options.window} steps, "
@@ -220,9 +234,40 @@ def _resume_state(options: Options, config: dict[str, Any]) -> dict[str, Any] | 
         saved = ckpt.load(options.checkpoint)
         if saved is not None:
             ckpt.check_config(options.checkpoint, saved[ckpt.CONFIG], config)
-    except ckpt.CheckpointMismatch as error:
+    except ckpt.CheckpointError as error:
         raise DemoError(str(error)) from None
     return saved
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an `--out` the figure could not be written to, before training starts."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as error:
+        raise DemoError(f"--out {out} cannot hold the figure: {_reason(error)}") from None
+
+
+@contextlib.contextmanager
+def _checkpoint_lock(directory: Path | None) -> Iterator[None]:
+    """Hold the checkpoint directory for this run, after checking it can be written."""
+    with contextlib.ExitStack() as stack:
+        if directory is not None:
+            try:
+                ckpt.check_directory(directory)
+                stack.enter_context(hold(directory))
+            except (ckpt.CheckpointError, Locked) as error:
+                raise DemoError(str(error)) from None
+            except OSError as error:
+                why = _reason(error)
+                raise DemoError(f"--checkpoint {directory} cannot be written: {why}") from None
+        yield
+
+
+def _reason(error: OSError) -> str:
+    where = f" ({error.filename})" if error.filename else ""
+    return f"{error.strerror or type(error).__name__}{where}"
 
 
 def _save(

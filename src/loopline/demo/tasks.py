@@ -137,9 +137,10 @@ def csv_task(
         )
     held = rows // TEST_FRACTION
     train, rest = data.values[: rows - held], data.values[rows - held :]  # [N, D]
-    mean, std = train.mean(dim=0), train.std(dim=0, correction=0)
-    std = torch.where(std > 0, std, torch.ones_like(std))  # a constant column stays as is
+    mean, std = _scale(path, columns, train)
     train, rest = ((train - mean) / std).float(), ((rest - mean) / std).float()
+    for name, part in (("training", train), ("held-out", rest)):
+        _check_finite(path, columns, part, name)
     horizon = min(horizon, held - 1)
     count = min(MAX_TEST_STARTS, held - horizon)
     starts = torch.linspace(0, held - 1 - horizon, count).round().long().unique()  # [B]
@@ -163,6 +164,38 @@ def csv_task(
             "digest": digest,
         },
     )
+
+
+def _scale(
+    path: str | Path, columns: list[str], train: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each column's mean and standard deviation over the training rows `[N, D]`; a column
+    they cannot normalise (a constant one, or one whose moments overflow) is an error."""
+    mean, std = train.mean(dim=0), train.std(dim=0, correction=0)  # [D] float64
+    for j, name in enumerate(columns):
+        low, high = train[:, j].min().item(), train[:, j].max().item()
+        if not (torch.isfinite(mean[j]) and torch.isfinite(std[j])):
+            raise series.SeriesError(
+                f"{path}, column {name!r}: values from {low:.4g} to {high:.4g} overflow "
+                "float64 when the demo normalises them (mean or standard deviation is "
+                "infinite); rescale the column"
+            )
+        if std[j] == 0:
+            raise series.SeriesError(
+                f"{path}, column {name!r}: every training row holds {low:.6g}: a constant "
+                "column has zero variance and cannot be normalised; leave it out"
+            )
+    return mean, std
+
+
+def _check_finite(path: str | Path, columns: list[str], part: torch.Tensor, name: str) -> None:
+    """The normalised `[N, D]` float32 values must all be finite."""
+    for j, column in enumerate(columns):
+        if not torch.isfinite(part[:, j]).all():
+            raise series.SeriesError(
+                f"{path}, column {column!r}: normalised {name} values overflow float32 (the "
+                "column's spread is too small or too large against its values); rescale it"
+            )
 
 
 def _within(wanted: list[int], steps: int) -> list[int]:
