@@ -1,14 +1,11 @@
-"""The hand-written TBPTT loop of PyTorch's word_language_model, for language_model_tbptt.py."""
+"""language_model_tbptt.py's job in plain PyTorch, the way its word_language_model does it."""
 
 from __future__ import annotations
 
+import io
+
 import torch
 from torch import nn
-
-
-def batchify(data: torch.Tensor, bsz: int) -> torch.Tensor:
-    nbatch = data.size(0) // bsz
-    return data[: nbatch * bsz].view(bsz, -1).t().contiguous()
 
 
 def get_batch(source: torch.Tensor, i: int, bptt: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -22,20 +19,37 @@ def repackage_hidden(h):
     return tuple(repackage_hidden(v) for v in h)
 
 
-def train_plain(model, optimizer, source, bptt: int, clip: float, windows: int) -> list[float]:
+def train_plain(model, optimizer, source, bptt: int, clip: float, position=(0, 0), hidden=None):
+    # Endless, and unlike word_language_model the hidden state goes on across the epoch seam.
     criterion = nn.CrossEntropyLoss()
-    hidden = model.init_state(source.size(1))
-    losses = []
-    for i in range(0, source.size(0) - 1, bptt):
-        if len(losses) == windows:
-            break
-        data, targets = get_batch(source, i, bptt)
-        hidden = repackage_hidden(hidden)
-        optimizer.zero_grad()
-        output, hidden = model(data, hidden)
-        loss = criterion(output.view(-1, output.size(-1)), targets.reshape(-1))
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), clip)
-        optimizer.step()
-        losses.append(loss.item())
-    return losses
+    epoch, start = position
+    if hidden is None:
+        hidden = model.init_state(source.size(1))
+    while True:
+        for i in range(start, source.size(0) - 1, bptt):
+            data, targets = get_batch(source, i, bptt)
+            hidden = repackage_hidden(hidden)
+            optimizer.zero_grad()
+            output, hidden = model(data, hidden)
+            loss = criterion(output.view(-1, output.size(-1)), targets.reshape(-1))
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
+            optimizer.step()
+            yield loss.item(), (epoch, i + bptt), hidden  # (epoch, row) where the next starts
+        epoch, start = epoch + 1, 0
+
+
+def save_plain(model, optimizer, position, hidden) -> bytes:
+    buffer = io.BytesIO()
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
+    state["position"] = position
+    state["hidden"] = repackage_hidden(hidden)
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def resume_plain(checkpoint: bytes, model, optimizer, source, bptt: int, clip: float):
+    saved = torch.load(io.BytesIO(checkpoint))
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    return train_plain(model, optimizer, source, bptt, clip, saved["position"], saved["hidden"])

@@ -26,20 +26,28 @@ KEY_LINES = {
     "language_model_tbptt.py": [
         "resume exact: True",
         "loss equals the hand-written loop: True",
+        "plain PyTorch gives the same losses: True",
         "scheduled sampling on tokens runs: True",
         "perplexity fell: True",
     ],
     "_plain_language_model.py": [],
+    "_plain_char_model.py": [],
+    "_plain_pde.py": [],
+    "_lines.py": [],
     "pde_pushforward.py": [
         "pushforward equals the hand-written loop: True",
         "global RNG untouched: True",
         "pushforward k drawn from its own generator: True",
         "k draws resume exactly: True",
+        "plain PyTorch gives the same losses: True",
     ],
     "char_model_resume.py": [
         "one model call per batch: True",
         "loss fell: True",
         "resume exact: True",
+        "plain PyTorch serves the same batches: True",
+        "plain PyTorch gives the same losses: True",
+        "plain resume exact: True",
     ],
     "compose_concat.py": [
         "loss decreased: True",
