@@ -29,6 +29,7 @@ RUN = OUT / ".run.json"
 RESULTS = HERE / "RESULTS.md"
 # The order of the sections; scripts not named here follow, alphabetically.
 ORDER = ["streams", "elastic", "batching", "rollout", "training", "lorenz_quality", "compose"]
+ORDER += ["csv_reader"]
 # Keys of the run record written by --start.
 STARTED, LOAD, ARGS = "started", "load", "args"
 HEADING = re.compile(r"^(#{1,6})(?= )")

@@ -53,7 +53,6 @@ def _pandas(path: Path, where: list[int]) -> np.ndarray:
         usecols=where,
         dtype=np.float64,
         encoding="utf-8-sig",
-        skipinitialspace=True,
         na_filter=False,  # an empty cell is an error to report, not a NaN
         engine="c",
     )
