@@ -58,7 +58,9 @@ def _errors(ax, results: list[Result], task: Task) -> None:  # type: ignore[no-u
         ax.axvline(valid, color=line.get_color(), linestyle=":", linewidth=1.5)
     ax.axhline(THRESHOLD, color="gray", linestyle="--", linewidth=1, label=f"threshold {THRESHOLD}")
     ax.set_ylim(0, 2.5 * THRESHOLD)
-    ax.set_xlim(0, time[-1])
+    # Out to 2.5 times the best median valid time: past it, every forecast is noise.
+    longest = max((float(r.valid.median()) for r in results if not r.baseline), default=0.0)
+    ax.set_xlim(0, min(time[-1], 2.5 * longest) if longest > 0 else time[-1])
     ax.set_xlabel(f"horizon ({unit})")
     ax.set_ylabel("RMSE (normalized)")
     count = len(task.test[0])

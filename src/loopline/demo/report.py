@@ -108,7 +108,7 @@ def table(results: list[Result], task: Task) -> str:
     rows = [
         [
             r.method if not r.baseline else f"{r.method} (baseline)",
-            *(f"{float(r.errors[h - 1]):.3f}" for h in task.horizons),
+            *(_error(float(r.errors[h - 1])) for h in task.horizons),
             f"{float(r.valid.mean()):.2f}",
             f"{float(r.valid.median()):.2f}",
             "-" if r.steps is None else f"{r.steps:,}",
@@ -124,6 +124,11 @@ def table(results: list[Result], task: Task) -> str:
 
     rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join([line(headers), rule, *(line(row) for row in rows)])
+
+
+def _error(value: float) -> str:
+    """An RMSE for the table; one that blew up (a linear AR can) stays short."""
+    return f"{value:.3f}" if value < 1000 else f"{value:.1e}"
 
 
 def best(results: list[Result], *, baseline: bool | None = None) -> Result:
@@ -163,6 +168,25 @@ def verdict(results: list[Result], task: Task) -> str:
     return (
         f"best: {base.method} (a baseline), median valid time {theirs:.2f} {unit}; the best "
         f"trained method, {model.method}, reaches {mine / theirs:.2f}x of it ({mine:.2f} {unit})"
+    )
+
+
+def cost(results: list[Result], shared: float) -> str:
+    """One line: the training time of all methods together, the shared phase counted once.
+
+    Example:
+        >>> import torch
+        >>> runs = [Result(m, *[torch.zeros(1)] * 4, 100, s, 10) for m, s in [("a", 3), ("b", 5)]]
+        >>> cost(runs, shared=2.0)
+        'training: 6.0 s in all, the shared one-step phase (2.0 s) once, then a 1.0 s, b 3.0 s'
+    """
+    trained = [r for r in results if not r.baseline]
+    own = [(r.method, r.seconds - shared) for r in trained]
+    total = shared + sum(seconds for _, seconds in own)
+    each = ", ".join(f"{method} {seconds:.1f} s" for method, seconds in own)
+    return (
+        f"training: {total:.1f} s in all, the shared one-step phase ({shared:.1f} s) once, "
+        f"then {each}"
     )
 
 
