@@ -1,6 +1,6 @@
 """Does training through feedback make better forecasters? Lorenz-63, clean and noisy.
 
-Run ``python benchmarks/lorenz_quality.py`` (about 7 minutes: six runs of the demo) or
+Run ``python benchmarks/lorenz_quality.py`` (about 5 minutes: six runs of the demo) or
 ``--quick`` (about a minute). The report is printed and written to
 ``benchmarks/out/lorenz_quality.md``.
 
