@@ -112,7 +112,7 @@ def test_too_short_series_says_rows_found_and_needed(
 ) -> None:
     path = write(tmp_path / "s.csv", "x\n" + "".join(f"{i}\n" for i in range(30)))
     line = error_line(capsys, "--csv", str(path), "--column", "x")
-    assert f"{path} has 30 data rows in 'x'; the demo needs at least 55 with --window 10" in line
+    assert f"{path} has 30 data rows in 'x'; the demo needs at least 45 with --window 8" in line
     line = error_line(capsys, "--csv", str(path), "--column", "x", "--window", "6")
     assert "has 30 data rows in 'x'; the demo needs at least 35 with --window 6" in line
 
@@ -122,7 +122,7 @@ def test_a_window_longer_than_the_lorenz_trajectories_is_refused(
 ) -> None:
     line = error_line(capsys, "--window", "300")
     assert (
-        "--window 300 is too long for Lorenz-63 trajectories of 500 steps; use at most 100" in line
+        "--window 300 is too long for Lorenz-63 trajectories of 1000 steps; use at most 200" in line
     )
 
 

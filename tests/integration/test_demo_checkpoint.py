@@ -17,7 +17,8 @@ from loopline.demo import checkpoint as ckpt
 from loopline.demo import run as demo_run
 
 METHODS = ["teacher forcing", "unroll", "pushforward"]
-LORENZ = ["--quiet", "--steps", "80", "--batch-size", "32", "--horizon", "60"]
+# 160 steps: unroll goes on from teacher forcing's step 120 and saves at 130, 140, 150.
+LORENZ = ["--quiet", "--steps", "160", "--batch-size", "32", "--horizon", "60"]
 LORENZ += ["--checkpoint-every", "10"]
 
 
@@ -95,7 +96,7 @@ def test_a_killed_run_resumes_exactly_from_its_last_checkpoint(
     assert state is not None
     assert list(state[ckpt.DONE]) == ["teacher forcing"] and state[ckpt.METHOD] == "unroll"
     step = state[ckpt.STEP]
-    assert step % 10 == 0 and 0 < step < 80
+    assert step % 10 == 0 and 120 < step < 160
 
     code, resumed_out, err = run_demo(
         capsys, *LORENZ, "--checkpoint", str(killed), "--out", str(tmp_path)
@@ -117,7 +118,8 @@ def write_series(path: Path, rows: int) -> Path:
 def test_an_interrupted_csv_run_resumes_exactly_across_epochs(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # 80 training rows: 70 windows, 5 batches of 16 per epoch, so 60 steps span 12 epochs.
+    # 80 training rows: 72 windows, 5 batches of 16 per epoch, so 60 steps span 12 epochs;
+    # unroll goes on from teacher forcing's step 45.
     series = write_series(tmp_path / "wave.csv", 100)
     options = ["--quiet", "--csv", str(series), "--column", "y", "--steps", "60"]
     options += ["--batch-size", "16", "--checkpoint-every", "7", "--out", str(tmp_path)]
@@ -129,7 +131,7 @@ def test_an_interrupted_csv_run_resumes_exactly_across_epochs(
 
     def save_then_stop(directory: Path, state: dict[str, Any]) -> Path:
         path = real_save(directory, state)
-        if state[ckpt.METHOD] == "unroll" and state[ckpt.STEP] == 21:  # epoch 4, batch 1
+        if state[ckpt.METHOD] == "unroll" and state[ckpt.STEP] == 49:  # epoch 9, batch 4
             raise KeyboardInterrupt  # as a Ctrl-C right after that save
         return path
 
@@ -141,7 +143,7 @@ def test_an_interrupted_csv_run_resumes_exactly_across_epochs(
 
     code, resumed_out, err = run_demo(capsys, *options, "--checkpoint", str(cut))
     assert code == 0, err
-    assert "finished: teacher forcing; unroll at step 21" in resumed_out
+    assert "finished: teacher forcing; unroll at step 49" in resumed_out
     assert_bitwise_equal(final_models(cut), final_models(whole))
     assert table(resumed_out) == table(whole_out)
 

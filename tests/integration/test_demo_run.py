@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from loopline.cli import main
-from loopline.demo import report
+from loopline.demo.figure import figure
 from loopline.demo.run import DemoError, Options, run
 
 TINY = ["--quiet", "--steps", "20", "--batch-size", "32", "--horizon", "120"]
 METHODS = ["teacher forcing", "unroll", "pushforward"]
+BASELINES = ["persistence (baseline)", "linear AR(4) (baseline)"]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -35,24 +36,30 @@ def test_demo_prints_a_table_of_the_three_methods_and_saves_a_figure(
 ) -> None:
     out = demo(capsys, "--out", str(tmp_path), "--seed", "7")
     header, *rows = table_rows(out)
-    # Horizons 0.5 and 1 Lyapunov time fit in 120 steps; 2 does not.
+    # Of the horizons 1, 2, 4 and 8 Lyapunov times, 120 steps reach the first.
     assert header == [
         "method",
-        "RMSE @0.5 LT",
         "RMSE @1 LT",
         "valid mean (LT)",
         "valid median (LT)",
+        "steps",
         "train s",
         "samples/s",
     ]
-    assert [row[0] for row in rows] == METHODS
+    assert [row[0] for row in rows] == METHODS + BASELINES
     for row in rows:
-        numbers = [float(cell.replace(",", "")) for cell in row[1:]]
+        numbers = [float(cell.replace(",", "")) for cell in row[1:] if cell != "-"]
         assert all(math.isfinite(n) and n >= 0 for n in numbers), row
         # 120 steps are 1.09 Lyapunov times: no valid time can be longer.
-        assert float(row[3]) <= 1.09 and float(row[4]) <= 1.09
+        assert float(row[2]) <= 1.09 and float(row[3]) <= 1.09
+    assert [row[4] for row in rows] == ["20", "20", "20", "-", "-"]
+    assert [row[5:] for row in rows[3:]] == [["-", "-"], ["-", "-"]]
     assert out.startswith("loopline demo: Lorenz-63")
-    assert "3 methods x 20 steps, batches of 32 windows of 10 steps, 2 DataLoader workers" in out
+    assert (
+        "3 methods x 20 steps (the first 15 one-step, shared), batches of 32 windows of 8 "
+        "steps, 2 DataLoader workers" in out
+    )
+    assert closing_line(out).startswith("best: ")
     figure = tmp_path / "lorenz.png"
     assert f"figure: {figure}" in out
     assert figure.read_bytes().startswith(PNG)
@@ -60,6 +67,12 @@ def test_demo_prints_a_table_of_the_three_methods_and_saves_a_figure(
     # --seed makes the run reproducible: the same table again, timings aside.
     again = table_rows(demo(capsys, "--out", str(tmp_path), "--seed", "7"))
     assert [row[:-2] for row in again] == [header[:-2], *(row[:-2] for row in rows)]
+
+
+def closing_line(out: str) -> str:
+    """The verdict printed after the table's notes."""
+    (line,) = [line for line in out.splitlines() if line.startswith("best: ")]
+    return line
 
 
 def write_series(path: Path, rows: int, *, columns: int) -> Path:
@@ -83,7 +96,7 @@ def test_csv_univariate_series_end_to_end(
     assert f"loopline demo: {path}: 'position', 150 rows (120 train, 30 held out)" in out
     header, *rows = table_rows(out)
     # No time column: time in rows; 30 held-out rows give a horizon of 29 steps.
-    assert header[1:-2] == [
+    assert header[1:-3] == [
         "RMSE @1 steps",
         "RMSE @7 steps",
         "RMSE @14 steps",
@@ -91,7 +104,7 @@ def test_csv_univariate_series_end_to_end(
         "valid mean (steps)",
         "valid median (steps)",
     ]
-    assert [row[0] for row in rows] == METHODS
+    assert [row[0] for row in rows] == METHODS + BASELINES
     assert "over 1 held-out rollout of 29 steps." in out
     assert (tmp_path / "spring.png").read_bytes().startswith(PNG)
 
@@ -114,6 +127,8 @@ def test_csv_multivariate_series_with_a_time_column(
     assert "over 32 held-out rollouts of 40 steps." in out
     for row in rows:
         assert 0 <= float(row[5]) <= 20
+    assert [row[0] for row in rows] == METHODS + BASELINES
+    assert " steps)" not in closing_line(out) and " t" in closing_line(out)
 
 
 def test_a_missing_matplotlib_skips_the_figure_with_a_message(
@@ -121,7 +136,7 @@ def test_a_missing_matplotlib_skips_the_figure_with_a_message(
 ) -> None:
     for name in ("matplotlib", "matplotlib.backends.backend_agg", "matplotlib.figure"):
         monkeypatch.setitem(sys.modules, name, None)  # None in sys.modules: ImportError
-    assert report.figure([], None, tmp_path / "x.png") is None  # type: ignore[arg-type]
+    assert figure([], None, tmp_path / "x.png") is None  # type: ignore[arg-type]
     assert "figure skipped: matplotlib is not installed" in capsys.readouterr().out
     assert not (tmp_path / "x.png").exists()
 

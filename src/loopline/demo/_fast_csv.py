@@ -42,6 +42,11 @@ def numeric_columns(
         return None
     if values.ndim != 2 or values.shape[1] != len(where) or not np.isfinite(values).all():
         return None
+    if not values.flags.writeable:  # pandas' copy-on-write hands out read-only views
+        try:
+            values.flags.writeable = True  # the frame is gone: the view is the only owner
+        except ValueError:
+            values = values.copy()
     return values
 
 

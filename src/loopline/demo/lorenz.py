@@ -2,10 +2,14 @@
 
 The system (sigma 10, rho 28, beta 8/3) is integrated with a fixed step `DT = 0.01` in
 float64, vectorized over a batch of states `[N, 3]`. Trajectories start from random
-points, run `SPIN_UP` steps onto the attractor, and are then recorded. `windows` is the
+points, run 50 time units onto the attractor (`SPIN_UP` coarse steps: a shorter spin-up
+leaves some spiralling slowly near a fixed point, transients easy to forecast), and
+are then recorded. `windows` is the
 generator behind the demo's stream: each (shard, epoch) draws its own initial
 conditions from `current_shard()`'s seed, epoch and index, so every worker and every
-epoch sees new data and a rerun with the same seed sees the same.
+epoch sees new data and a rerun with the same seed sees the same. With `noise`, the
+training windows are observations: each state plus Gaussian noise of `noise` times each
+coordinate's spread; held-out trajectories stay clean, the truth a forecast is scored on.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ SIGMA, RHO, BETA = 10.0, 28.0, 8.0 / 3.0
 DT = 0.01
 LYAPUNOV_EXPONENT = 0.906  # the largest one, per time unit
 LYAPUNOV_STEPS = 1 / (LYAPUNOV_EXPONENT * DT)  # steps per Lyapunov time, about 110
-SPIN_UP = 300  # steps from a random point onto the attractor (3 time units)
+SPIN_UP, SPIN_UP_DT = 1000, 0.05  # from a random point onto the attractor: 50 time units
 # Mean and std of each coordinate on the attractor (from 1.3 million states): the
 # demo's models see normalized states.
 MEAN = (0.0, 0.0, 23.6)
@@ -52,10 +56,13 @@ def rk4(s: torch.Tensor, dt: float = DT) -> torch.Tensor:
 def random_states(
     count: int, generator: torch.Generator, *, callback: Callable[[int], None] | None = None
 ) -> torch.Tensor:
-    """`[count, 3]` float64 random points taken `SPIN_UP` steps onto the attractor."""
+    """`[count, 3]` float64 random points taken `SPIN_UP` steps onto the attractor.
+
+    The spin-up steps are five times the recorded ones: RK4 is still stable there, and
+    where a trajectory lands matters, not how exactly it got there."""
     s = torch.randn(count, 3, generator=generator, dtype=torch.float64) * 10
     for step in range(1, SPIN_UP + 1):
-        s = rk4(s)
+        s = rk4(s, SPIN_UP_DT)
         if callback is not None and step % 100 == 0:
             callback(100)
     return s
@@ -97,29 +104,53 @@ def shard_generator(shard: Shard, *salt: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def windows(trajectories: int, length: int, window: int, batch: int) -> Iterator[torch.Tensor]:
+def observe(
+    trajectories: int, length: int, noise: float, generator: torch.Generator
+) -> torch.Tensor:
+    """`[length + 1, trajectories, 3]` normalized states from random initial conditions,
+    observed with Gaussian noise of std `noise` (in units of each coordinate's spread).
+
+    Example:
+        >>> import torch
+        >>> observe(4, 10, 0.02, torch.Generator().manual_seed(0)).shape
+        torch.Size([11, 4, 3])
+    """
+    states = normalize(integrate(random_states(trajectories, generator), length))  # [L+1, N, 3]
+    if noise > 0:
+        states = states + noise * torch.randn(states.shape, generator=generator)
+    return states
+
+
+def windows(
+    trajectories: int, length: int, window: int, batch: int, noise: float = 0.0
+) -> Iterator[torch.Tensor]:
     """This shard's batches of training windows `[batch, window + 1, 3]` for this epoch.
 
-    For `from_generator(windows, ..., sharded=True, batched=True)`: each shard
-    integrates `trajectories` trajectories of `length` steps from its own random initial
-    conditions and yields all their windows (normalized) in a random order, a batch at
-    a time (one gather per batch; the last, partial batch is dropped).
+    For `from_generator(windows, ..., sharded=True, batched=True, seekable=True)`: each
+    shard integrates `trajectories` trajectories of `length` steps from its own random
+    initial conditions, observes them with `noise` (see `observe`) and yields all their
+    windows in a random order, a batch at a time (the last, partial batch is dropped),
+    from its `current_shard().start`-th batch: a resumed stream skips the others.
     """
-    generator = shard_generator(current_shard())
-    states = normalize(integrate(random_states(trajectories, generator), length))  # [L+1, N, 3]
+    shard = current_shard()
+    generator = shard_generator(shard)
+    states = observe(trajectories, length, noise, generator)  # [L+1, N, 3]
+    # Trajectory by trajectory, and as a view of every window: a batch is then one
+    # index_select of B runs of memory (13 us), not a gather of B * (W+1) rows (97 us).
+    rows = states.transpose(0, 1).flatten(0, 1)  # [N * (L+1), 3]: state t of n, row n * (L+1) + t
+    every = rows.unfold(0, window + 1, 1).transpose(1, 2)  # [N * (L+1) - W, W+1, 3], a view
     starts = length - window + 1  # window starts per trajectory
     order = torch.randperm(trajectories * starts, generator=generator)
-    steps = torch.arange(window + 1)  # [W+1]
-    for chosen in order.split(batch)[: len(order) // batch]:
-        which, start = chosen // starts, chosen % starts  # [B], [B]
-        yield states[start[:, None] + steps, which[:, None]]  # [B, W+1, 3]
+    firsts = order // starts * (length + 1) + order % starts  # each window's first row
+    for first in firsts.split(batch)[shard.start : len(firsts) // batch]:
+        yield every.index_select(0, first)  # [B, W+1, 3]
 
 
 def held_out(
     count: int, steps: int, *, seed: int, callback: Callable[[int], None] | None = None
 ) -> torch.Tensor:
-    """`[steps + 1, count, 3]` normalized test trajectories from initial conditions that
-    no training shard draws (their seed sequence has an extra entry).
+    """`[steps + 1, count, 3]` normalized, noise-free test trajectories from initial
+    conditions that no training shard draws (their seed sequence has an extra entry).
 
     `callback(done)` is called every 100 steps, spin-up included (`SPIN_UP + steps`)."""
     generator = shard_generator(Shard(seed=seed), 1)

@@ -1,18 +1,17 @@
 """`loopline demo`: stream, train three ways, roll out, report; resumable from a checkpoint.
 
-`run(options)` is the whole demo. Lorenz-63 (or a CSV series) is streamed through
-`from_generator` with DataLoader workers and `forever`; one small forecaster is trained
-per method on the same batches (`train.py`), rolled out from held-out states and scored
-(`report.py`). With a checkpoint directory, progress is saved every few steps and a
-rerun with the same options goes on from the last save, bitwise as if never stopped.
+`run(options)` is the whole demo. Lorenz-63 (observed with noise by default, or a CSV
+series) is streamed through `from_generator` with DataLoader workers and `forever`; one
+small forecaster is trained per method on the same batches (`train.py`), rolled out from
+held-out states and scored with the baselines (`baselines.py`, `report.py`, `figure.py`).
+With a checkpoint directory, progress is saved every few steps and a rerun with the same
+options goes on from the last save, bitwise as if never stopped.
 """
 
 from __future__ import annotations
 
-import contextlib
-import tempfile
+import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,26 +19,38 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from loopline.demo import baselines, report, tasks
 from loopline.demo import checkpoint as ckpt
-from loopline.demo import report, tasks
-from loopline.demo._lock import Locked, hold
+from loopline.demo.figure import figure
 from loopline.demo.lorenz import LYAPUNOV_STEPS
-from loopline.demo.train import METHODS, Forecaster, train
+from loopline.demo.preflight import DemoError, check_out, checkpoint_lock, resume_state
+from loopline.demo.train import METHODS, Forecaster, one_step_steps, train
+
+DEFAULT_NOISE = 0.02  # Lorenz-63's observation noise, in units of each coordinate's spread
+FORK = "fork"  # checkpoint key: the state where the one-step phase ends (see train.py)
+# In every checkpoint's config: one made by another training recipe does not resume.
+RECIPE = "GELU MLP, increment x 0.1; 3/4 one-step, shared, then each method's own loss"
 
 
-class DemoError(ValueError):
-    """A problem with the demo's options or inputs, reported as one line."""
+def as_numpy(batch: Any) -> Any:
+    """The DataLoader's `collate_fn`: a batch this small crosses from a worker faster
+    pickled by value as a numpy array than moved into shared memory as a tensor (one
+    file descriptor sent per batch): 300 against 760 us a batch of 32 windows, measured.
+    """
+    return batch.numpy()
 
 
 @dataclass
 class Options:
     """The demo's settings (the CLI's flags)."""
 
-    steps: int = 2000
-    batch_size: int = 128
-    window: int = 10
-    horizon: int | None = None  # steps rolled out: 1104 (10 LT) for Lorenz, 100 for a CSV
-    lr: float = 2e-3
+    steps: int = 14000
+    batch_size: int = 256
+    window: int = 8
+    horizon: int | None = None  # steps rolled out: 1656 (15 LT) for Lorenz, 100 for a CSV
+    lr: float = 5e-3
+    noise: float | None = None  # Lorenz-63's observation noise; None: DEFAULT_NOISE
+    season: int | None = None  # a CSV series' period, for the seasonal naive baseline
     seed: int = 0
     device: str | None = None  # cuda when available, else cpu
     workers: int = 2
@@ -55,14 +66,15 @@ class Options:
         """Check that the data options fit together; `run` calls it first.
 
         Raises:
-            DemoError: a column without a CSV file, a CSV file without a column, or a
-                column that is also the time column.
+            DemoError: a column without a CSV file, a CSV file without a column, a
+                column that is also the time column, a season without a CSV file, noise
+                with one, or noise that is negative.
 
         Example:
             >>> Options(columns=["x"]).validate()
             Traceback (most recent call last):
             ...
-            loopline.demo.run.DemoError: --column and --time-column need --csv FILE
+            loopline.demo.preflight.DemoError: --column and --time-column need --csv FILE
         """
         if self.csv is None and (self.columns or self.time_column):
             raise DemoError("--column and --time-column need --csv FILE")
@@ -72,10 +84,22 @@ class Options:
             raise DemoError(
                 f"column {self.time_column!r} cannot be both --column and --time-column"
             )
+        if self.season is not None and self.season < 1:
+            raise DemoError(f"--season {self.season}: expected a whole number >= 1")
+        if self.season is not None and self.csv is None:
+            raise DemoError(f"--season {self.season} needs --csv FILE: Lorenz-63 has no season")
+        if self.noise is not None and not (math.isfinite(self.noise) and self.noise >= 0):
+            raise DemoError(f"--noise {self.noise:g}: expected a finite number >= 0")
+        if self.csv is not None and self.noise:
+            raise DemoError(
+                f"--noise {self.noise:g} adds noise to Lorenz-63's observations; with --csv "
+                "the series is trained on as it is"
+            )
 
 
 def run(options: Options) -> list[report.Result]:
-    """Run the demo, printing its table and figure path; returns each method's result.
+    """Run the demo, printing its table and figure path; returns each method's result,
+    then each baseline's.
 
     Raises:
         DemoError: unusable options, data or checkpoint (the message says which).
@@ -84,9 +108,9 @@ def run(options: Options) -> list[report.Result]:
     options.validate()
     device = _device(options.device)
     task = _task(options, not options.quiet)  # errors in the data surface before any output
-    _check_out(options.out)
-    with _checkpoint_lock(options.checkpoint):  # and unusable paths before any training
-        saved = _resume_state(options, _config(options, task))
+    check_out(options.out)
+    with checkpoint_lock(options.checkpoint):  # and unusable paths before any training
+        saved = resume_state(options.checkpoint, _config(options, task))
         return _run(options, task, device, saved, started)
 
 
@@ -97,16 +121,18 @@ def _run(
     saved: dict[str, Any] | None,
     started: float,
 ) -> list[report.Result]:
+    shared = one_step_steps(options.steps)
     print(
-        f"loopline demo: {task.title}\n{len(METHODS)} methods x {options.steps} steps, "
-        f"batches of {options.batch_size} windows of {options.window} steps, "
-        f"{options.workers} DataLoader workers, {device}, seed {options.seed}"
+        f"loopline demo: {task.title}\n{len(METHODS)} methods x {options.steps:,} steps "
+        f"(the first {shared:,} one-step, shared), batches of {options.batch_size} windows "
+        f"of {options.window} steps, {options.workers} DataLoader workers, {device}, "
+        f"seed {options.seed}"
     )
     loader = DataLoader(
         task.dataset,
         batch_size=None,  # the generator yields whole batches
+        collate_fn=as_numpy,
         num_workers=options.workers,
-        pin_memory=device.type == "cuda",
     )
     if saved is not None:
         print(f"resuming from {options.checkpoint}: {_describe(saved)}")
@@ -117,22 +143,27 @@ def _run(
     torch.set_num_threads(1)
     try:
         done: dict[str, Any] = dict(saved[ckpt.DONE]) if saved is not None else {}
+        fork: dict[str, Any] = {FORK: saved.get(FORK) if saved is not None else None}
         for method in METHODS:
             if method not in done:  # trained by an earlier run of this checkpoint otherwise
                 resume = saved if saved is not None and saved[ckpt.METHOD] == method else None
-                done[method] = _train(method, loader, task, options, device, resume, done)
+                if resume is None and method != METHODS[0]:
+                    resume = fork[FORK]  # the one-step phase, trained once by the first
+                done[method] = _train(method, loader, task, options, device, resume, done, fork)
             model = Forecaster(len(task.features)).to(device)
             model.load_state_dict(done[method][ckpt.MODEL])
             seconds, samples = done[method][ckpt.SECONDS], done[method][ckpt.SAMPLES]
-            results.append(
-                report.evaluate(method, model.eval(), task, seconds=seconds, samples=samples)
-            )
+            cost = {"steps": options.steps, "seconds": seconds, "samples": samples}
+            results.append(report.evaluate(method, model.eval(), task, **cost))
+        results += [report.evaluate_baseline(b, task) for b in baselines.baselines(task)]
     finally:
         torch.set_num_threads(threads)
     print(report.table(results, task))
     print(report.notes(task))
+    print(report.cost(results, shared=fork[FORK][ckpt.SECONDS] if fork[FORK] else 0.0))
+    print(report.verdict(results, task))
     name = "lorenz.png" if options.csv is None else f"{options.csv.stem}.png"
-    path = report.figure(results, task, options.out / name)
+    path = figure(results, task, options.out / name)
     if path is not None:
         print(f"figure: {path}")
     print(f"done in {time.perf_counter() - started:.0f} s")
@@ -147,12 +178,17 @@ def _train(
     device: torch.device,
     resume: dict[str, Any] | None,
     done: dict[str, Any],
+    fork: dict[str, Any],
 ) -> dict[str, Any]:
     """Train `method` (from `resume` if given), saving checkpoints along the way; returns
-    its entry of the checkpoint's `DONE`."""
+    its entry of the checkpoint's `DONE`. The first method fills `fork[FORK]`."""
+    config = _config(options, task)
 
     def save(state: dict[str, Any]) -> None:
-        _save(options, config=_config(options, task), done=done, method=method, state=state)
+        _save(options, config, done, method, {**state, FORK: fork[FORK]})
+
+    def keep(state: dict[str, Any]) -> None:
+        fork[FORK] = state
 
     trained = train(
         method,
@@ -165,6 +201,7 @@ def _train(
         resume=resume,
         save=save if options.checkpoint is not None else None,
         save_every=options.checkpoint_every,
+        fork=keep if method == METHODS[0] else None,
         show=not options.quiet,
     )
     entry = {
@@ -173,7 +210,7 @@ def _train(
         ckpt.SAMPLES: trained.samples,
     }
     if options.checkpoint is not None:
-        _save(options, _config(options, task), {**done, method: entry}, None, {})
+        _save(options, config, {**done, method: entry}, None, {FORK: fork[FORK]})
     return entry
 
 
@@ -197,8 +234,10 @@ def _task(options: Options, show: bool) -> tasks.Task:
             return tasks.lorenz_task(
                 window=options.window,
                 batch=options.batch_size,
-                horizon=options.horizon or round(10 * LYAPUNOV_STEPS),
+                horizon=options.horizon or round(15 * LYAPUNOV_STEPS),
                 seed=options.seed,
+                noise=DEFAULT_NOISE if options.noise is None else options.noise,
+                history=baselines.history_needed(None),
                 show=show,
             )
         return tasks.csv_task(
@@ -209,6 +248,8 @@ def _task(options: Options, show: bool) -> tasks.Task:
             batch=options.batch_size,
             horizon=options.horizon or 100,
             seed=options.seed,
+            season=options.season,
+            history=baselines.history_needed(options.season),
         )
     except (tasks.TaskError, tasks.series.SeriesError) as error:
         raise DemoError(str(error)) from None
@@ -218,6 +259,7 @@ def _config(options: Options, task: tasks.Task) -> dict[str, Any]:
     """The options a checkpoint must share with the run that resumes it."""
     return {
         **task.identity,
+        "recipe": RECIPE,
         "steps": options.steps,
         "batch_size": options.batch_size,
         "window": options.window,
@@ -225,49 +267,6 @@ def _config(options: Options, task: tasks.Task) -> dict[str, Any]:
         "seed": options.seed,
         "workers": options.workers,
     }
-
-
-def _resume_state(options: Options, config: dict[str, Any]) -> dict[str, Any] | None:
-    if options.checkpoint is None:
-        return None
-    try:
-        saved = ckpt.load(options.checkpoint)
-        if saved is not None:
-            ckpt.check_config(options.checkpoint, saved[ckpt.CONFIG], config)
-    except ckpt.CheckpointError as error:
-        raise DemoError(str(error)) from None
-    return saved
-
-
-def _check_out(out: Path) -> None:
-    """Refuse an `--out` the figure could not be written to, before training starts."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as error:
-        raise DemoError(f"--out {out} cannot hold the figure: {_reason(error)}") from None
-
-
-@contextlib.contextmanager
-def _checkpoint_lock(directory: Path | None) -> Iterator[None]:
-    """Hold the checkpoint directory for this run, after checking it can be written."""
-    with contextlib.ExitStack() as stack:
-        if directory is not None:
-            try:
-                ckpt.check_directory(directory)
-                stack.enter_context(hold(directory))
-            except (ckpt.CheckpointError, Locked) as error:
-                raise DemoError(str(error)) from None
-            except OSError as error:
-                why = _reason(error)
-                raise DemoError(f"--checkpoint {directory} cannot be written: {why}") from None
-        yield
-
-
-def _reason(error: OSError) -> str:
-    where = f" ({error.filename})" if error.filename else ""
-    return f"{error.strerror or type(error).__name__}{where}"
 
 
 def _save(

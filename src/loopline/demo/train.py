@@ -1,20 +1,24 @@
 """The demo's forecaster, trained three ways over an endless stream of windows.
 
 Every method takes the same Adam steps (cosine learning rate) on the same batches of
-windows `[W + 1, B, D]`, drawn from a `forever` stream; only the loss differs:
+windows `[W + 1, B, D]`, drawn from a `forever` stream, on a curriculum: the first
+three quarters of the steps train one step ahead from the true state, the rest with the
+method's own loss:
 
-- "teacher forcing": every input is the truth, each step's prediction is scored alone
-  (the pairs of a window in one batched call);
+- "teacher forcing": one step ahead throughout, from the first pair of each window;
 - "unroll": the model runs W steps on its own outputs, the full gradient flows back;
 - "pushforward": k steps without gradient (k random in [0, 4]), then one with it.
 
-`train` can stop after any step and go on later from a checkpoint dict, bitwise as if
-it had not stopped: the stream's position, the optimizer, the schedule and the random
-draws are all part of the state.
+The one-step phase is the same for all three (same seed, same batches, same loss), so
+it is trained once: `train` hands its state to `fork`, and the feedback methods go on
+from there, bitwise as if each had trained from scratch. `train` can stop after any step
+and go on later from a checkpoint dict, bitwise as if it had not stopped: the stream's
+position, the optimizer, the schedule and the random draws are all part of the state.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,30 +34,54 @@ from loopline.demo._progress import progress
 
 METHODS = ("teacher forcing", "unroll", "pushforward")
 MAX_UNROLL = 4  # pushforward's most steps without gradient
+INCREMENT = 0.1  # the scale of the learned increment (see Forecaster)
 LOG_EVERY = 50  # steps between reads of the loss (each read waits for the device)
 MSE = nn.MSELoss()
 
 
+def one_step_steps(steps: int) -> int:
+    """The steps of the curriculum's one-step phase, shared by every method.
+
+    Example:
+        >>> one_step_steps(20000)
+        15000
+    """
+    return steps * 3 // 4
+
+
 class Forecaster(nn.Module):
-    """x -> x + f(x), f an MLP D -> 64 -> 64 -> D: the next state from the current one."""
+    """x -> x + 0.1 f(x), f an MLP D -> 64 -> 64 -> D with GELU: the next state.
+
+    A step moves a normalized state by a few hundredths; scaled by `INCREMENT`, f's
+    outputs are of order one and the untrained model starts near the identity, so that
+    even its first rollouts stay bounded.
+    """
 
     def __init__(self, dim: int, hidden: int = 64) -> None:
         super().__init__()
         self.f = nn.Sequential(
-            nn.Linear(dim, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(),
+            nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
             nn.Linear(hidden, dim),
         )  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.f(x)  # x: [B, D]
+        return x + INCREMENT * self.f(x)  # x: [B, D]
 
 
 def method_loss(
-    method: str, model: nn.Module, window: torch.Tensor, generator: torch.Generator
+    method: str,
+    model: nn.Module,
+    window: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    one_step: bool = False,
 ) -> torch.Tensor:
-    """The loss of one batch of windows `[W + 1, B, D]` for `method`."""
-    if method == "teacher forcing":
-        return MSE(model(window[:-1]), window[1:])  # [W, B, D]: every input is the truth
+    """The loss of one batch of windows `[W + 1, B, D]` for `method` (one step ahead,
+    whatever the method, in the curriculum's first phase: `one_step`)."""
+    if method == "teacher forcing" or (one_step and method in METHODS):
+        # One pair per window: a window's pairs are consecutive states, nearly one sample,
+        # so B windows' first pairs teach more per second than B / W windows' every pair.
+        return MSE(model(window[0]), window[1])  # [B, D]: the input is the truth
     if method == "unroll":
         return unroll(model, window[0], window[1:], loss_fn=MSE).loss
     if method == "pushforward":
@@ -85,6 +113,7 @@ def train(
     resume: dict[str, Any] | None = None,
     save: Callable[[dict[str, Any]], None] | None = None,
     save_every: int = 0,
+    fork: Callable[[dict[str, Any]], None] | None = None,
     show: bool = True,
 ) -> Trained:
     """Train a fresh `Forecaster` with `method` for `steps` batches of `loader`.
@@ -101,6 +130,9 @@ def train(
         resume: a state that `save` received: go on from there.
         save: called with the state every `save_every` steps (not after the last).
         save_every: steps between saves; 0 never saves.
+        fork: called with a copy of the state (as `save` gets it) when the one-step
+            phase ends, after `one_step_steps(steps)` steps; resumed from it, any method
+            goes on as if it had trained those steps itself.
         show: draw a progress bar.
     """
     with torch.random.fork_rng(devices=[]):  # the caller's global RNG stays untouched
@@ -113,7 +145,8 @@ def train(
     step, seconds, samples = 0, 0.0, 0
     if resume is not None:
         model.load_state_dict(resume[ckpt.MODEL])
-        optimizer.load_state_dict(resume[ckpt.OPTIMIZER])
+        # A copy: Adam would take the tensors as its own and update them in place.
+        optimizer.load_state_dict(copy.deepcopy(resume[ckpt.OPTIMIZER]))
         schedule.load_state_dict(resume[ckpt.SCHEDULE])
         generator.set_state(resume[ckpt.GENERATOR])
         stream.load_state_dict(resume[ckpt.STREAM])
@@ -123,12 +156,29 @@ def train(
     shown = step  # the step the bar and the loss were last updated at
     running = torch.zeros((), device=device)  # loss summed on the device, read rarely
     started = time.perf_counter() - seconds
+    switch = one_step_steps(steps)
+
+    def state() -> dict[str, Any]:
+        return {
+            ckpt.STEP: step,
+            ckpt.MODEL: model.state_dict(),
+            ckpt.OPTIMIZER: optimizer.state_dict(),
+            ckpt.SCHEDULE: schedule.state_dict(),
+            ckpt.GENERATOR: generator.get_state(),
+            ckpt.STREAM: stream.state_dict(),
+            ckpt.SECONDS: time.perf_counter() - started,
+            ckpt.SAMPLES: samples,
+        }
+
     try:
         with stream:
             while step < steps:
-                batch = next(stream)  # [B, W+1, D]
+                if fork is not None and step == switch:
+                    fork(copy.deepcopy(state()))  # a copy: the live tensors change on
+                # A numpy batch from the workers (see run.py), or a tensor.
+                batch = torch.as_tensor(next(stream))  # [B, W+1, D]
                 window = batch.to(device, non_blocking=True).transpose(0, 1)  # [W+1, B, D]
-                loss = method_loss(method, model, window, generator)
+                loss = method_loss(method, model, window, generator, one_step=step < switch)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -141,17 +191,7 @@ def train(
                     running.zero_()
                     shown = step
                 if save is not None and save_every and step % save_every == 0 and step < steps:
-                    state = {
-                        ckpt.STEP: step,
-                        ckpt.MODEL: model.state_dict(),
-                        ckpt.OPTIMIZER: optimizer.state_dict(),
-                        ckpt.SCHEDULE: schedule.state_dict(),
-                        ckpt.GENERATOR: generator.get_state(),
-                        ckpt.STREAM: stream.state_dict(),
-                        ckpt.SECONDS: time.perf_counter() - started,
-                        ckpt.SAMPLES: samples,
-                    }
-                    save(state)
+                    save(state())
     finally:
         bar.close()
     return Trained(model.eval(), time.perf_counter() - started, samples)
