@@ -49,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
             "Stream Lorenz-63 trajectories (or windows of a CSV series) through "
             "from_generator, DataLoader workers and forever; train one small forecaster "
             "three ways (teacher forcing, unroll, pushforward); roll each out from "
-            "held-out states; print a table of errors, valid times and throughput; and "
-            "save a figure."
+            "held-out states beside baselines (persistence, a linear AR model, and with "
+            "--season a seasonal naive forecast); print a table of errors, valid times and "
+            "throughput with a closing verdict; and save a figure."
         ),
     )
     data = demo.add_argument_group("data (default: Lorenz-63, integrated on the fly)")
