@@ -1,10 +1,10 @@
 """Checks the demo makes before it trains: the paths it will write, and the lock.
 
-`check_out` refuses an `--out` the figure could not be written to, and
-`checkpoint_lock` a `--checkpoint` that cannot be a directory or be written, or that
-another run holds, and `resume_state` a checkpoint that cannot be read or was made with
-other options; each in one line (`DemoError`), before the first step, rather
-than with a traceback at the first save or at the end.
+`check_paths` refuses an `--out` the figure could not be written to and a `--checkpoint`
+that cannot be a directory or holds an unreadable file, before the data is even made;
+`checkpoint_lock` refuses one that cannot be written or that another run holds, and
+`resume_state` one made with other options. Each is one line (`DemoError`) before the
+first step, not a traceback at the first save or at the end.
 """
 
 from __future__ import annotations
@@ -21,6 +21,18 @@ from loopline.demo._lock import Locked, hold
 
 class DemoError(ValueError):
     """A problem with the demo's options or inputs, reported as one line."""
+
+
+def check_paths(out: Path, checkpoint: Path | None) -> None:
+    """Refuse an `--out` the figure could not be written to, and a `--checkpoint` that
+    cannot be a directory or holds an unreadable checkpoint (read again, under the
+    lock, by `resume_state`)."""
+    check_out(out)
+    if checkpoint is not None:
+        try:
+            ckpt.load(checkpoint)
+        except ckpt.CheckpointError as error:
+            raise DemoError(str(error)) from None
 
 
 def check_out(out: Path) -> None:

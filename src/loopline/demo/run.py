@@ -23,7 +23,7 @@ from loopline.demo import baselines, report, tasks
 from loopline.demo import checkpoint as ckpt
 from loopline.demo.figure import figure
 from loopline.demo.lorenz import LYAPUNOV_STEPS
-from loopline.demo.preflight import DemoError, check_out, checkpoint_lock, resume_state
+from loopline.demo.preflight import DemoError, check_paths, checkpoint_lock, resume_state
 from loopline.demo.train import METHODS, Forecaster, one_step_steps, train
 
 DEFAULT_NOISE = 0.02  # Lorenz-63's observation noise, in units of each coordinate's spread
@@ -107,9 +107,9 @@ def run(options: Options) -> list[report.Result]:
     started = time.perf_counter()
     options.validate()
     device = _device(options.device)
+    check_paths(options.out, options.checkpoint)  # unusable paths first: they cost nothing
     task = _task(options, not options.quiet)  # errors in the data surface before any output
-    check_out(options.out)
-    with checkpoint_lock(options.checkpoint):  # and unusable paths before any training
+    with checkpoint_lock(options.checkpoint):  # and a directory in use before any training
         saved = resume_state(options.checkpoint, _config(options, task))
         return _run(options, task, device, saved, started)
 
