@@ -8,24 +8,10 @@ from typing import Any
 
 import pytest
 import torch
+from test_demo_checkpoint import METHODS, final_models, run_demo
 
-from loopline.cli import main
 from loopline.demo import checkpoint as ckpt
 from loopline.demo import run as demo_run
-
-METHODS = ["teacher forcing", "unroll", "pushforward"]
-
-
-def run_demo(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(["demo", *argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def final_models(directory: Path) -> dict[str, dict[str, torch.Tensor]]:
-    state = ckpt.load(directory)
-    assert state is not None and state[ckpt.METHOD] is None, "the run did not finish"
-    return {method: state[ckpt.DONE][method][ckpt.MODEL] for method in METHODS}
 
 
 def test_a_run_stopped_after_the_fork_resumes_every_method_exactly(
