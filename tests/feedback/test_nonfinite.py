@@ -100,6 +100,25 @@ def test_stop_quarantines_the_diverged_sample_and_runs_the_others():
     assert torch.equal(trajectory.outputs[6:, 2], expected[5, 2].expand(14, 3))
 
 
+def planted_gru(step, sample, value, *, outputs):
+    """A GRU cell with a linear head, `(x [B, 3], h [B, 4]) -> (y [B, outputs], h)`, that
+    writes `value` into sample `sample`'s output at step `step`; and its cell and head."""
+    torch.manual_seed(6)
+    cell, head = nn.GRUCell(3, 4), nn.Linear(4, outputs)
+
+    def model(x, h):
+        h = cell(x, h)
+        y = head(h)
+        if model.calls == step:
+            y = y.clone()
+            y[sample] = value
+        model.calls += 1
+        return y, h
+
+    model.calls = 0
+    return model, cell, head
+
+
 @pytest.mark.parametrize("check_every", [1, 3, 16])
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
 def test_stop_freezes_each_bad_sample_at_its_step_and_the_others_run_as_if_alone(
@@ -156,19 +175,7 @@ def test_stop_with_until_tells_a_done_sample_from_a_diverged_one(check_every):
 
 @pytest.mark.parametrize("check_every", [1, 16])
 def test_stop_keeps_the_state_of_a_diverged_sample_and_runs_the_others_alone(check_every):
-    torch.manual_seed(6)
-    cell, head = nn.GRUCell(3, 4), nn.Linear(4, 3)
-
-    def model(x, h):
-        h = cell(x, h)
-        y = head(h)
-        if model.calls == 5:
-            y = y.clone()
-            y[1] = float("nan")
-        model.calls += 1
-        return y, h
-
-    model.calls = 0
+    model, cell, head = planted_gru(5, 1, float("nan"), outputs=3)
     x0, h0 = torch.randn(3, 3), torch.zeros(3, 4)
     with torch.no_grad():
         trajectory = loopline.rollout(
@@ -207,19 +214,7 @@ def test_stop_at_step_0_keeps_the_nan_out_and_holds_the_sample_at_its_start(chec
 
 
 def test_stop_at_step_0_keeps_the_initial_state_and_zeros_outputs_unlike_inputs():
-    torch.manual_seed(6)
-    cell, head = nn.GRUCell(3, 4), nn.Linear(4, 2)  # outputs [B, 2], inputs [B, 3]
-
-    def model(x, h):
-        h = cell(x, h)
-        y = head(h)
-        if model.calls == 0:
-            y = y.clone()
-            y[0] = float("inf")
-        model.calls += 1
-        return y, h
-
-    model.calls = 0
+    model, _, _ = planted_gru(0, 0, float("inf"), outputs=2)  # outputs [B, 2], inputs [B, 3]
     x0, h0 = torch.randn(2, 3), torch.randn(2, 4)
     with torch.no_grad():
         trajectory = loopline.rollout(

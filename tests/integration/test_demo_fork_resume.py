@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import torch
-from test_demo_checkpoint import METHODS, final_models, run_demo
+from test_demo_checkpoint import METHODS, final_models, run_demo, write_series
 
 from loopline.demo import checkpoint as ckpt
 from loopline.demo import run as demo_run
@@ -17,9 +17,7 @@ from loopline.demo import run as demo_run
 def test_a_run_stopped_after_the_fork_resumes_every_method_exactly(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    series = tmp_path / "wave.csv"
-    values = torch.sin(torch.arange(100) * 0.3)
-    series.write_text("y\n" + "".join(f"{v:.6f}\n" for v in values.tolist()))
+    series = write_series(tmp_path / "wave.csv", 100)
     options = ["--quiet", "--csv", str(series), "--column", "y", "--steps", "40"]
     options += ["--batch-size", "16", "--checkpoint-every", "3", "--out", str(tmp_path)]
     whole, cut = tmp_path / "whole", tmp_path / "cut"
