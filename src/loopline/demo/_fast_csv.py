@@ -20,8 +20,6 @@ try:
 except ImportError:  # the numpy reader is the fallback: pandas is an optional extra
     pandas = None
 
-ENGINES = ("pandas", "numpy")
-
 
 def default_engine() -> str:
     """pandas' parser where pandas is installed (about twice as fast), else numpy's."""
