@@ -77,8 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     train = demo.add_argument_group("training")
     train.add_argument(
-        "--steps", type=_positive, default=14000, metavar="N",
-        help="Adam steps per method (14000), the first 3/4 one-step and shared",
+        "--steps", type=_positive, default=3000, metavar="N",
+        help="Adam steps per method (3000), the first 3/4 one-step and shared",
     )  # fmt: skip
     train.add_argument(
         "--batch-size", type=_positive, default=256, metavar="N", help="windows per batch (256)"

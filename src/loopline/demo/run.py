@@ -29,7 +29,10 @@ from loopline.demo.train import METHODS, Forecaster, one_step_steps, train
 DEFAULT_NOISE = 0.02  # Lorenz-63's observation noise, in units of each coordinate's spread
 FORK = "fork"  # checkpoint key: the state where the one-step phase ends (see train.py)
 # In every checkpoint's config: one made by another training recipe does not resume.
-RECIPE = "GELU MLP, increment x 0.1; 3/4 one-step, shared, then each method's own loss"
+RECIPE = (
+    "RK4 step of a whitened linear + quadratic field; 3/4 one-step, shared, then each "
+    "method's own loss"
+)
 
 
 def as_numpy(batch: Any) -> Any:
@@ -44,7 +47,7 @@ def as_numpy(batch: Any) -> Any:
 class Options:
     """The demo's settings (the CLI's flags)."""
 
-    steps: int = 14000
+    steps: int = 3000
     batch_size: int = 256
     window: int = 8
     horizon: int | None = None  # steps rolled out: 1656 (15 LT) for Lorenz, 100 for a CSV
@@ -138,7 +141,7 @@ def _run(
         print(f"resuming from {options.checkpoint}: {_describe(saved)}")
     results = []
     threads = torch.get_num_threads()
-    # A 64-wide MLP runs fastest on one thread, which leaves the other cores to the
+    # A model this small runs fastest on one thread, which leaves the other cores to the
     # DataLoader workers and fixes the reduction order, so that reruns repeat bitwise.
     torch.set_num_threads(1)
     try:
@@ -196,6 +199,7 @@ def _train(
         dim=len(task.features),
         steps=options.steps,
         seed=options.seed,
+        sample=task.observed,
         lr=options.lr,
         device=device,
         resume=resume,
