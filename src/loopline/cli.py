@@ -98,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--seed", type=_seed, default=0, metavar="N", help="makes the run reproducible (0)"
     )
+    train.add_argument(
+        "--model", metavar="NAME",
+        help="the forecaster: quadratic (an RK4 step of a learned linear + quadratic field; "
+        "Lorenz-63's default) or mlp (x + 0.1 f(x), f a GELU MLP; a CSV's default)",
+    )  # fmt: skip
     train.add_argument("--device", help="cpu, cuda, cuda:1... (cuda when available)")
     output = demo.add_argument_group("output and checkpoints")
     output.add_argument(
@@ -160,6 +165,7 @@ def _demo(args: argparse.Namespace) -> int:
                 time_column=args.time_column,
                 noise=noise,
                 season=season,
+                model=args.model,
             )
         )
     except DemoError as error:

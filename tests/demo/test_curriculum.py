@@ -3,13 +3,15 @@ one-step phase trained once and handed on."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch.utils.data import DataLoader
 
 from loopline import from_generator
 from loopline.demo import checkpoint as ckpt
 from loopline.demo import series
-from loopline.demo.train import MSE, Forecaster, method_loss, one_step_steps, train
+from loopline.demo.models import MODELS, ResidualMLP
+from loopline.demo.train import MSE, method_loss, one_step_steps, train
 
 CPU = torch.device("cpu")
 
@@ -30,7 +32,7 @@ def test_the_one_step_phase_is_three_quarters_of_the_steps() -> None:
 
 def test_teacher_forcing_scores_the_first_pair_of_each_window() -> None:
     torch.manual_seed(0)
-    model, window = Forecaster(2), torch.randn(5, 3, 2)  # [W + 1, B, D]
+    model, window = ResidualMLP(2), torch.randn(5, 3, 2)  # [W + 1, B, D]
     generator = torch.Generator()
     expected = MSE(model(window[0]), window[1])
     assert torch.equal(method_loss("teacher forcing", model, window, generator), expected)
@@ -40,9 +42,13 @@ def test_teacher_forcing_scores_the_first_pair_of_each_window() -> None:
     assert not torch.equal(method_loss("unroll", model, window, generator), expected)
 
 
-def test_a_method_forked_from_the_one_step_phase_equals_one_trained_from_scratch() -> None:
+@pytest.mark.parametrize("forecaster", list(MODELS))
+def test_a_method_forked_from_the_one_step_phase_equals_one_trained_from_scratch(
+    forecaster: str,
+) -> None:
     forks: list[dict] = []
     options = {"dim": 1, "steps": 12, "seed": 3, "device": CPU, "show": False}
+    options |= {"forecaster": forecaster, "sample": torch.randn(50, 1)}
     train("teacher forcing", loader(), fork=forks.append, **options)
     assert len(forks) == 1 and forks[0][ckpt.STEP] == one_step_steps(12) == 9
     for method in ("unroll", "pushforward"):
@@ -53,9 +59,11 @@ def test_a_method_forked_from_the_one_step_phase_equals_one_trained_from_scratch
             assert torch.equal(a, b), method
 
 
-def test_the_fork_is_a_copy_that_later_steps_leave_alone() -> None:
+@pytest.mark.parametrize("forecaster", list(MODELS))
+def test_the_fork_is_a_copy_that_later_steps_leave_alone(forecaster: str) -> None:
     forks: list[dict] = []
     options = {"dim": 1, "steps": 8, "seed": 0, "device": CPU, "show": False}
+    options["forecaster"] = forecaster
     trained = train("teacher forcing", loader(), fork=forks.append, **options)
     forked = forks[0][ckpt.MODEL]
     assert not all(

@@ -1,4 +1,5 @@
-"""`loopline demo --noise` and `--season`: their errors, and the baseline rows of the table."""
+"""`loopline demo --noise`, `--season` and `--model`: their errors, the baseline rows of the
+table, and the forecaster asked for."""
 
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ def periodic(path: Path, rows: int, period: int) -> Path:
         (["--noise", "nan"], "--noise nan: expected a finite number >= 0"),
         (["--noise", "lots"], "--noise lots: expected a number"),
         (["--season", "12"], "--season 12 needs --csv FILE: Lorenz-63 has no season"),
+        (["--model", "lstm"], "--model 'lstm': expected one of quadratic, mlp"),
     ],
 )
 def test_bad_noise_and_season_are_one_line_errors_naming_the_option(
@@ -114,3 +116,14 @@ def test_lorenz_with_noise_zero_trains_on_clean_states(
     code, out, err = run_demo(capsys, *argv)
     assert code == 0, err
     assert "trained on observations with noise 0.02, scored against the clean truth" in out
+
+
+def test_lorenz_trains_the_mlp_when_asked(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, err = run_demo(
+        capsys, *TINY, "--horizon", "30", "--out", str(tmp_path), "--model", "mlp"
+    )
+    assert code == 0, err
+    assert "forecaster: x + 0.1 f(x), f a GELU MLP 3-64-64-3 (--model mlp)" in out
+    assert list(rows(out))[:3] == ["teacher forcing", "unroll", "pushforward"]

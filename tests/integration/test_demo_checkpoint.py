@@ -159,3 +159,7 @@ def test_an_interrupted_csv_run_resumes_exactly_across_epochs(
     assert (
         f"the checkpoint in {cut} was made with other options (batch_size 16 there, 8 now)" in err
     )
+    # So would another forecaster: the series' own is the MLP.
+    code, _, err = run_demo(capsys, *options, "--model", "quadratic", "--checkpoint", str(cut))
+    assert code == 2
+    assert "(model 'mlp' there, 'quadratic' now)" in err

@@ -59,6 +59,7 @@ def test_demo_prints_a_table_of_the_three_methods_and_saves_a_figure(
         "3 methods x 20 steps (the first 15 one-step, shared), batches of 32 windows of 8 "
         "steps, 2 DataLoader workers" in out
     )
+    assert "linear and quadratic terms of the state (30 weights) (--model quadratic)" in out
     assert closing_line(out).startswith("best: ")
     figure = tmp_path / "lorenz.png"
     assert f"figure: {figure}" in out
@@ -107,6 +108,7 @@ def test_csv_univariate_series_end_to_end(
     assert [row[0] for row in rows] == METHODS + BASELINES
     assert "over 1 held-out rollout of 29 steps." in out
     assert (tmp_path / "spring.png").read_bytes().startswith(PNG)
+    assert "forecaster: x + 0.1 f(x), f a GELU MLP 1-64-64-1 (--model mlp)" in out
 
 
 def test_csv_multivariate_series_with_a_time_column(
@@ -154,6 +156,7 @@ def test_a_missing_matplotlib_skips_the_figure_with_a_message(
             Options(csv=Path("s.csv"), columns=["x", "t"], time_column="t"),
             "column 't' cannot be both --column and --time-column",
         ),
+        (Options(model="lstm"), "--model 'lstm': expected one of quadratic, mlp"),
     ],
 )
 def test_the_demo_itself_refuses_data_options_that_do_not_fit_together(
@@ -166,6 +169,7 @@ def test_the_demo_itself_refuses_data_options_that_do_not_fit_together(
 
 def test_data_options_that_fit_together_pass_validation() -> None:
     Options().validate()
+    Options(model="mlp").validate()
     Options(csv=Path("s.csv"), columns=["x", "y"], time_column="t").validate()
 
 

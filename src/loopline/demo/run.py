@@ -19,20 +19,17 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from loopline.demo import baselines, report, tasks
+from loopline.demo import baselines, models, report, tasks
 from loopline.demo import checkpoint as ckpt
 from loopline.demo.figure import figure
 from loopline.demo.lorenz import LYAPUNOV_STEPS
 from loopline.demo.preflight import DemoError, check_paths, checkpoint_lock, resume_state
-from loopline.demo.train import METHODS, Forecaster, one_step_steps, train
+from loopline.demo.train import METHODS, one_step_steps, train
 
 DEFAULT_NOISE = 0.02  # Lorenz-63's observation noise, in units of each coordinate's spread
 FORK = "fork"  # checkpoint key: the state where the one-step phase ends (see train.py)
 # In every checkpoint's config: one made by another training recipe does not resume.
-RECIPE = (
-    "RK4 step of a whitened linear + quadratic field; 3/4 one-step, shared, then each "
-    "method's own loss"
-)
+RECIPE = "3/4 one-step, shared, then each method's own loss; quadratic field by RK4 or MLP"
 
 
 def as_numpy(batch: Any) -> Any:
@@ -54,6 +51,7 @@ class Options:
     lr: float = 5e-3
     noise: float | None = None  # Lorenz-63's observation noise; None: DEFAULT_NOISE
     season: int | None = None  # a CSV series' period, for the seasonal naive baseline
+    model: str | None = None  # the forecaster, a key of models.MODELS; None: the task's own
     seed: int = 0
     device: str | None = None  # cuda when available, else cpu
     workers: int = 2
@@ -71,7 +69,7 @@ class Options:
         Raises:
             DemoError: a column without a CSV file, a CSV file without a column, a
                 column that is also the time column, a season without a CSV file, noise
-                with one, or noise that is negative.
+                with one, noise that is negative, or an unknown model.
 
         Example:
             >>> Options(columns=["x"]).validate()
@@ -91,6 +89,8 @@ class Options:
             raise DemoError(f"--season {self.season}: expected a whole number >= 1")
         if self.season is not None and self.csv is None:
             raise DemoError(f"--season {self.season} needs --csv FILE: Lorenz-63 has no season")
+        if self.model is not None and self.model not in models.MODELS:
+            raise DemoError(f"--model {self.model!r}: expected one of {', '.join(models.MODELS)}")
         if self.noise is not None and not (math.isfinite(self.noise) and self.noise >= 0):
             raise DemoError(f"--noise {self.noise:g}: expected a finite number >= 0")
         if self.csv is not None and self.noise:
@@ -125,11 +125,13 @@ def _run(
     started: float,
 ) -> list[report.Result]:
     shared = one_step_steps(options.steps)
+    forecaster = _forecaster(options, task)
     print(
         f"loopline demo: {task.title}\n{len(METHODS)} methods x {options.steps:,} steps "
         f"(the first {shared:,} one-step, shared), batches of {options.batch_size} windows "
         f"of {options.window} steps, {options.workers} DataLoader workers, {device}, "
-        f"seed {options.seed}"
+        f"seed {options.seed}\nforecaster: {models.describe(forecaster, len(task.features))} "
+        f"(--model {forecaster})"
     )
     loader = DataLoader(
         task.dataset,
@@ -153,7 +155,7 @@ def _run(
                 if resume is None and method != METHODS[0]:
                     resume = fork[FORK]  # the one-step phase, trained once by the first
                 done[method] = _train(method, loader, task, options, device, resume, done, fork)
-            model = Forecaster(len(task.features)).to(device)
+            model = models.build(forecaster, len(task.features)).to(device)
             model.load_state_dict(done[method][ckpt.MODEL])
             seconds, samples = done[method][ckpt.SECONDS], done[method][ckpt.SAMPLES]
             cost = {"steps": options.steps, "seconds": seconds, "samples": samples}
@@ -199,6 +201,7 @@ def _train(
         dim=len(task.features),
         steps=options.steps,
         seed=options.seed,
+        forecaster=_forecaster(options, task),
         sample=task.observed,
         lr=options.lr,
         device=device,
@@ -259,11 +262,17 @@ def _task(options: Options, show: bool) -> tasks.Task:
         raise DemoError(str(error)) from None
 
 
+def _forecaster(options: Options, task: tasks.Task) -> str:
+    """The model to train: `--model`, or the task's own (quadratic for Lorenz-63)."""
+    return options.model if options.model is not None else task.model
+
+
 def _config(options: Options, task: tasks.Task) -> dict[str, Any]:
     """The options a checkpoint must share with the run that resumes it."""
     return {
         **task.identity,
         "recipe": RECIPE,
+        "model": _forecaster(options, task),
         "steps": options.steps,
         "batch_size": options.batch_size,
         "window": options.window,

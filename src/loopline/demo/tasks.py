@@ -56,6 +56,7 @@ class Task:
             rollouts' length; None where `unit` says it already.
         time_format: the format of the times in the table's header.
         season: the period of the seasonal naive baseline, in steps; None: no such row.
+        model: the forecaster the demo trains unless told otherwise (`models.MODELS`).
         identity: what a checkpoint must match to resume on this data.
     """
 
@@ -73,6 +74,7 @@ class Task:
     unit_name: str | None = None
     time_format: str = ".4g"
     season: int | None = None
+    model: str = "mlp"
     identity: dict[str, Any] = field(default_factory=dict)
 
 
@@ -141,6 +143,7 @@ def lorenz_task(
         horizons=_within([round(t * lorenz.LYAPUNOV_STEPS) for t in (1, 2, 4, 8)], horizon),
         unit_name="Lyapunov times",
         time_format=".2g",
+        model="quadratic",  # the form of Lorenz-63's own equations
         identity={"data": "lorenz-63", "noise": noise},
     )
 

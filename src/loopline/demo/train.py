@@ -30,11 +30,11 @@ from torch.utils.data import DataLoader
 
 from loopline import forever, pushforward, unroll
 from loopline.demo import checkpoint as ckpt
+from loopline.demo import models
 from loopline.demo._progress import progress
 
 METHODS = ("teacher forcing", "unroll", "pushforward")
 MAX_UNROLL = 4  # pushforward's most steps without gradient
-STEP = 0.1  # the RK4 step in the learned field's units (see Forecaster)
 LOG_EVERY = 50  # steps between reads of the loss (each read waits for the device)
 MSE = nn.MSELoss()
 
@@ -47,74 +47,6 @@ def one_step_steps(steps: int) -> int:
         15000
     """
     return steps * 3 // 4
-
-
-class Forecaster(nn.Module):
-    """x -> one Runge-Kutta 4 step of a learned vector field g: the next state `[B, D]`.
-
-    g is linear in the state's linear and quadratic terms, [x_i, x_i x_j] (the form of
-    Lorenz-63's own equations), taken through a fixed whitening fitted on a sample of the
-    training data: decorrelated features of unit variance, on which Adam converges in a
-    few thousand steps instead of creeping along the correlated directions. The step is
-    `STEP` in the field's units, so that g is of order one on normalized states, and g
-    starts at zero: the untrained model is the identity.
-
-    Example:
-        >>> import torch
-        >>> model = Forecaster(3, sample=torch.randn(1000, 3))
-        >>> model(torch.zeros(5, 3)).shape  # untrained: the identity
-        torch.Size([5, 3])
-    """
-
-    rows: torch.Tensor  # buffers: the index pairs (i, j) of the quadratic terms, i <= j
-    cols: torch.Tensor
-    center: torch.Tensor  # [F] the terms' mean over the sample
-    whiten: torch.Tensor  # [F, F] centered terms -> uncorrelated features of variance 1
-
-    def __init__(self, dim: int, sample: torch.Tensor | None = None) -> None:
-        super().__init__()
-        rows, cols = torch.triu_indices(dim, dim)
-        self.register_buffer("rows", rows, persistent=False)
-        self.register_buffer("cols", cols, persistent=False)
-        count = dim + len(rows)  # features: D linear, D (D + 1) / 2 quadratic
-        self.register_buffer("center", torch.zeros(count))
-        self.register_buffer("whiten", torch.eye(count))
-        if sample is not None:
-            self.fit_whitening(sample)
-        self.field = nn.Linear(count, dim)
-        nn.init.zeros_(self.field.weight)
-        nn.init.zeros_(self.field.bias)
-
-    def terms(self, x: torch.Tensor) -> torch.Tensor:
-        """`[B, D]` states as their `[B, F]` linear and quadratic terms [x_i, x_i x_j]."""
-        return torch.cat([x, x[:, self.rows] * x[:, self.cols]], dim=1)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The terms of `[B, D]` states, whitened: `[B, F]`."""
-        return (self.terms(x) - self.center) @ self.whiten
-
-    @torch.no_grad()
-    def fit_whitening(self, sample: torch.Tensor) -> None:
-        """Fit the whitening on `[N, D]` states: features of mean 0 and covariance I.
-
-        Directions the sample does not vary in (a variance under 1e-9 of the largest)
-        are scaled as if their variance were 1e-9 of it, not divided by zero."""
-        terms = self.terms(sample.double())
-        center = terms.mean(dim=0)
-        variance, axes = torch.linalg.eigh(torch.cov((terms - center).T))  # F >= 2
-        variance = variance.clamp_min(1e-9 * float(variance.max().clamp_min(1e-30)))
-        self.center.copy_(center)
-        self.whiten.copy_(axes / variance.sqrt())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        def g(s: torch.Tensor) -> torch.Tensor:
-            return self.field(self.features(s))
-
-        k1 = g(x)
-        k2 = g(x + STEP / 2 * k1)
-        k3 = g(x + STEP / 2 * k2)
-        k4 = g(x + STEP * k3)
-        return x + STEP / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
 
 
 def method_loss(
@@ -145,7 +77,7 @@ def method_loss(
 class Trained:
     """A trained model and what its training cost: seconds and windows seen."""
 
-    model: Forecaster
+    model: nn.Module
     seconds: float
     samples: int
 
@@ -157,6 +89,7 @@ def train(
     dim: int,
     steps: int,
     seed: int,
+    forecaster: str = "quadratic",
     sample: torch.Tensor | None = None,
     lr: float = 2e-3,
     device: torch.device,
@@ -166,7 +99,7 @@ def train(
     fork: Callable[[dict[str, Any]], None] | None = None,
     show: bool = True,
 ) -> Trained:
-    """Train a fresh `Forecaster` with `method` for `steps` batches of `loader`.
+    """Train a fresh `forecaster` with `method` for `steps` batches of `loader`.
 
     Args:
         method: one of `METHODS`.
@@ -174,9 +107,10 @@ def train(
             `forever` (e.g. over `from_generator`) for `resume` to be exact.
         dim: D, the number of features.
         steps: optimizer steps.
-        seed: fixes pushforward's draws (and the initial weights, were they random).
-        sample: `[..., D]` training states to fit the model's whitening on (see
-            `Forecaster`); None leaves it the identity.
+        seed: fixes the initial weights (where they are random) and pushforward's draws.
+        forecaster: the model, a key of `models.MODELS`.
+        sample: `[..., D]` training states to fit the quadratic model's whitening on
+            (see `models.QuadraticField`); None leaves it the identity.
         lr: Adam's initial learning rate (cosine decay to 0 over `steps`).
         device: where the model trains.
         resume: a state that `save` received: go on from there.
@@ -187,8 +121,10 @@ def train(
             goes on as if it had trained those steps itself.
         show: draw a progress bar.
     """
-    # Deterministic: the field starts at zero, its whitening comes from the sample.
-    model = Forecaster(dim, None if sample is None else sample.reshape(-1, dim)).to(device)
+    with torch.random.fork_rng(devices=[]):  # the caller's global RNG stays untouched
+        torch.manual_seed(seed)
+        model = models.build(forecaster, dim, None if sample is None else sample.reshape(-1, dim))
+    model = model.to(device)
     optimizer = _adam(model, lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     generator = torch.Generator().manual_seed(seed)

@@ -1,23 +1,32 @@
-"""The demo's forecaster: an RK4 step of a learned field on whitened linear and quadratic
-terms. It can hold the data's own step exactly, and it learns it."""
+"""The demo's forecasters. The quadratic one, an RK4 step of a learned field on whitened
+linear and quadratic terms, can hold Lorenz-63's own step exactly, and it learns it."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from loopline import horizon_error, rollout, valid_time
 from loopline.demo import lorenz
-from loopline.demo.train import MSE, STEP, Forecaster, _adam
+from loopline.demo.models import STEP, QuadraticField, ResidualMLP, build
+from loopline.demo.train import MSE, _adam
 
 
-def test_the_untrained_model_is_the_identity() -> None:
+def test_the_untrained_quadratic_model_is_the_identity() -> None:
     x = torch.randn(7, 3)
-    assert torch.equal(Forecaster(3, sample=torch.randn(500, 3))(x), x)
+    assert torch.equal(QuadraticField(3, sample=torch.randn(500, 3))(x), x)
+
+
+def test_build_names_each_model_and_refuses_others() -> None:
+    assert isinstance(build("quadratic", 2), QuadraticField)
+    assert isinstance(build("mlp", 2), ResidualMLP)
+    with pytest.raises(ValueError, match="unknown model 'lstm'; the models are quadratic, mlp"):
+        build("lstm", 2)
 
 
 def test_whitened_features_of_the_sample_have_mean_zero_and_covariance_one() -> None:
     sample = torch.randn(4000, 3, dtype=torch.float64) * torch.tensor([1.0, 3.0, 0.2]) + 2
-    model = Forecaster(3, sample=sample).double()
+    model = QuadraticField(3, sample=sample).double()
     features = model.features(sample)  # [N, 9]
     assert features.shape == (4000, 9)
     # Fitted in float64, kept in float32 buffers: close to 1e-6.
@@ -29,11 +38,11 @@ def test_whitened_features_of_the_sample_have_mean_zero_and_covariance_one() -> 
 def test_a_sample_with_a_constant_or_repeated_column_still_whitens_to_finite_numbers() -> None:
     x = torch.randn(300, 1)
     sample = torch.cat([x, x, torch.full_like(x, 4.0)], dim=1)  # a column twice, one constant
-    model = Forecaster(3, sample=sample)
+    model = QuadraticField(3, sample=sample)
     assert torch.isfinite(model.whiten).all() and torch.isfinite(model.features(sample)).all()
 
 
-def field_weights(model: Forecaster, states: torch.Tensor) -> None:
+def field_weights(model: QuadraticField, states: torch.Tensor) -> None:
     """Set the field to Lorenz-63's in normalized units, by least squares on its terms."""
     mean, std = torch.tensor(lorenz.MEAN).double(), torch.tensor(lorenz.STD).double()
     field = lorenz.lorenz(states.double() * std + mean) / std * (lorenz.DT / STEP)  # [N, 3]
@@ -46,7 +55,7 @@ def field_weights(model: Forecaster, states: torch.Tensor) -> None:
 @torch.no_grad()
 def test_the_model_can_hold_the_datas_own_rk4_step_exactly() -> None:
     states = lorenz.normalize(lorenz.random_states(256, torch.Generator().manual_seed(0)))
-    model = Forecaster(3, sample=states).double()
+    model = QuadraticField(3, sample=states).double()
     field_weights(model, states)
     raw = states.double() * torch.tensor(lorenz.STD) + torch.tensor(lorenz.MEAN)
     expected = (lorenz.rk4(raw) - torch.tensor(lorenz.MEAN)) / torch.tensor(lorenz.STD)
@@ -58,7 +67,7 @@ def test_one_step_training_learns_a_forecaster_valid_for_over_seven_lyapunov_tim
     # clean trajectories, 1,500 steps of 256; scored on 32 held-out rollouts of 9 LT.
     generator = torch.Generator().manual_seed(0)
     data = lorenz.observe(256, 400, 0.0, generator)  # [401, 256, 3]
-    model = Forecaster(3, sample=data.reshape(-1, 3))
+    model = QuadraticField(3, sample=data.reshape(-1, 3))
     optimizer = _adam(model, 5e-3)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, 1500)
     for _ in range(1500):
