@@ -8,7 +8,7 @@ import torch
 
 from loopline import horizon_error, rollout, valid_time
 from loopline.demo import lorenz
-from loopline.demo.models import STEP, QuadraticField, ResidualMLP, build
+from loopline.demo.models import STEP, QuadraticField, ResidualMLP, build, describe
 from loopline.demo.train import MSE, _adam
 
 
@@ -20,8 +20,9 @@ def test_the_untrained_quadratic_model_is_the_identity() -> None:
 def test_build_names_each_model_and_refuses_others() -> None:
     assert isinstance(build("quadratic", 2), QuadraticField)
     assert isinstance(build("mlp", 2), ResidualMLP)
-    with pytest.raises(ValueError, match="unknown model 'lstm'; the models are quadratic, mlp"):
-        build("lstm", 2)
+    for call in (build, describe):
+        with pytest.raises(ValueError, match="unknown model 'lstm'; the models are quadratic, mlp"):
+            call("lstm", 2)
 
 
 def test_whitened_features_of_the_sample_have_mean_zero_and_covariance_one() -> None:

@@ -128,11 +128,11 @@ def describe(name: str, dim: int) -> str:
         )
     if name == "mlp":
         return f"x + 0.1 f(x), f a GELU MLP {dim}-64-64-{dim}"
-    raise ValueError(f"unknown model {name!r}; the models are {', '.join(MODELS)}")
+    raise _unknown(name)
 
 
 def build(name: str, dim: int, sample: torch.Tensor | None = None) -> nn.Module:
-    """A fresh forecaster `name` (a key of `MODELS`) of `dim` features; `sample`, `[N, D]`
+    """A fresh forecaster `name` (one of `MODELS`) of `dim` features; `sample`, `[N, D]`
     training states, fits the whitening of "quadratic" (the MLP ignores it).
 
     Example:
@@ -143,4 +143,8 @@ def build(name: str, dim: int, sample: torch.Tensor | None = None) -> nn.Module:
         return QuadraticField(dim, sample)
     if name == "mlp":
         return ResidualMLP(dim)
-    raise ValueError(f"unknown model {name!r}; the models are {', '.join(MODELS)}")
+    raise _unknown(name)
+
+
+def _unknown(name: str) -> ValueError:
+    return ValueError(f"unknown model {name!r}; the models are {', '.join(MODELS)}")

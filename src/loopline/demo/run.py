@@ -51,7 +51,7 @@ class Options:
     lr: float = 5e-3
     noise: float | None = None  # Lorenz-63's observation noise; None: DEFAULT_NOISE
     season: int | None = None  # a CSV series' period, for the seasonal naive baseline
-    model: str | None = None  # the forecaster, a key of models.MODELS; None: the task's own
+    model: str | None = None  # the forecaster, one of models.MODELS; None: the task's own
     seed: int = 0
     device: str | None = None  # cuda when available, else cpu
     workers: int = 2

@@ -108,7 +108,7 @@ def train(
         dim: D, the number of features.
         steps: optimizer steps.
         seed: fixes the initial weights (where they are random) and pushforward's draws.
-        forecaster: the model, a key of `models.MODELS`.
+        forecaster: the model, one of `models.MODELS`.
         sample: `[..., D]` training states to fit the quadratic model's whitening on
             (see `models.QuadraticField`); None leaves it the identity.
         lr: Adam's initial learning rate (cosine decay to 0 over `steps`).
