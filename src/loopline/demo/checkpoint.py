@@ -100,6 +100,20 @@ def load(directory: str | Path) -> dict[str, Any] | None:
     return state
 
 
+def describe(state: dict[str, Any]) -> str:
+    """What a loaded checkpoint holds, in one line: the methods trained and the step of
+    the one in progress.
+
+    Example:
+        >>> describe({DONE: {"teacher forcing": {}}, METHOD: "unroll", STEP: 400})
+        'finished: teacher forcing; unroll at step 400'
+    """
+    finished = ", ".join(state[DONE]) or "none"
+    current = state[METHOD]
+    at = f"; {current} at step {state[STEP]}" if current is not None else ""
+    return f"finished: {finished}{at}"
+
+
 def check_directory(directory: Path) -> None:
     """Refuse a `--checkpoint` that exists and is not a directory (or sits under a file)."""
     for place in (directory, *directory.parents):

@@ -140,7 +140,7 @@ def _run(
         num_workers=options.workers,
     )
     if saved is not None:
-        print(f"resuming from {options.checkpoint}: {_describe(saved)}")
+        print(f"resuming from {options.checkpoint}: {ckpt.describe(saved)}")
     results = []
     threads = torch.get_num_threads()
     # A model this small runs fastest on one thread, which leaves the other cores to the
@@ -293,10 +293,3 @@ def _save(
     ckpt.save(
         options.checkpoint, {ckpt.CONFIG: config, ckpt.DONE: done, ckpt.METHOD: method, **state}
     )
-
-
-def _describe(saved: dict[str, Any]) -> str:
-    finished = ", ".join(saved[ckpt.DONE]) or "none"
-    current = saved[ckpt.METHOD]
-    at = f"; {current} at step {saved[ckpt.STEP]}" if current is not None else ""
-    return f"finished: {finished}{at}"
