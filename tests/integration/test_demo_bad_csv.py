@@ -2,8 +2,8 @@
 the column and line), before any training; randomly corrupted CSV files give that, or a
 run that reads the file as it stands and prints its table.
 
-Each listed case runs as a real subprocess; the random corruptions run in-process
-through `loopline.cli.main`, which is what the command calls.
+Every case runs in-process through `loopline.cli.main`, which is what the command calls
+(test_cli.py runs `python -m loopline` as a real process once).
 """
 
 from __future__ import annotations

@@ -2,14 +2,16 @@
 file exits 2 with one line on stderr, before any training, and leaves the files as they
 were; randomly corrupted checkpoints and CSV files give that, or a correct run.
 
-Each listed case runs as a real subprocess (`python -m loopline demo ...`); the random
-corruptions run in-process through `loopline.cli.main`, which is what the command calls.
+Every case runs in-process through `loopline.cli.main`, which is what the command calls
+(test_cli.py runs `python -m loopline` as a real process once: its exit code and stderr
+are main's); the lock is held by a real second process.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,8 +28,15 @@ CSV_TINY = [*TINY, "--window", "4", "--column", "x,y"]
 
 
 def cli(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "loopline", "demo", *argv]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=cwd)
+    """`loopline demo ARGV` run from `cwd` through `main`, as the command runs it: an
+    exception that escaped `main` would be the command's traceback, and fails the test."""
+    before = os.getcwd()
+    os.chdir(cwd)  # contextlib.chdir is Python 3.11's
+    try:
+        code, out, err = run_in_process(*argv)
+    finally:
+        os.chdir(before)
+    return subprocess.CompletedProcess(["loopline", "demo", *argv], code, out, err)
 
 
 def assert_one_line_refusal(result: subprocess.CompletedProcess[str], *words: str) -> str:
